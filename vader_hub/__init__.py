@@ -1,0 +1,13 @@
+"""vader-hub: VADeR dense self-supervised backbones for timm, torch.hub and the Hugging Face Hub.
+
+``import vader_hub`` registers ``vader_r18_fpn``, ``vader_r50_fpn`` and ``vader_r101_fpn`` with timm.
+
+    >>> import timm, torch, vader_hub
+    >>> model = timm.create_model("vader_r18_fpn").eval()
+    >>> model(torch.randn(1, 3, 224, 224)).shape
+    torch.Size([1, 128, 56, 56])
+"""
+from . import models
+
+__version__ = "0.1.0"
+__all__ = ["models"]
