@@ -13,14 +13,14 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from . import __version__, info
+from . import __version__, demo, info
 from .convert import cli as convert_cli
 from .eval import cli as eval_cli
 from .features import cli as features_cli
 from .train import cli as train_cli
 from .weights import cli as weights_cli
 
-SUBCOMMAND_MODULES = (info, features_cli, train_cli, eval_cli, weights_cli, convert_cli)
+SUBCOMMAND_MODULES = (demo, info, features_cli, train_cli, eval_cli, weights_cli, convert_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
