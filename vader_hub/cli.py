@@ -5,7 +5,7 @@
     vader-hub extract IMG... --model vader_r18_fpn --out feats/
     vader-hub match A B --out match.png
     vader-hub train --preset smoke --data DIR --out runs/smoke
-    vader-hub eval --weights model.safetensors
+    vader-hub eval --photos eval.txt --weights model.safetensors
     vader-hub weights list|download|verify|clean|export|publish
     vader-hub convert ...
 """

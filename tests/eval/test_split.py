@@ -1,0 +1,120 @@
+"""The held-out split: groups stay on one side, every source is held out, the result is deterministic."""
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from vader_hub.eval.split import group_key, list_photos, source_of, split_photos
+
+# The 120 file names that /work/shared/data/offline-photos.sh writes (the curated offline photo set).
+CV = """Blender_Suzanne1.jpg HappyFish.jpg aero1.jpg aero3.jpg apple.jpg baboon.jpg blox.jpg board.jpg
+box_in_scene.png building.jpg butterfly.jpg fruits.jpg home.jpg left.jpg leuvenA.jpg leuvenB.jpg messi5.jpg
+orange.jpg pic1.png pic2.png pic3.png pic4.png pic5.png pic6.png right.jpg rubberwhale1.png rubberwhale2.png
+smarties.png squirrel_cls.jpg starry_night.jpg stuff.jpg""".split()
+MATE = """Aqua Blinds Dune FreshFlower Garden GreenMeadow LadyBird RainDrops Storm TwoWings Wood YellowFlower""".split()
+SK = """astronaut brick chelsea coffee grass gravel hubble_deep_field immunohistochemistry retina rocket""".split()
+CURATED = (
+    [f"cv_{name}" for name in CV]
+    + [f"mate_{name}.jpg" for name in MATE]
+    + [f"sk_{name}.png" for name in SK]
+    + [f"vid_vtest_{i:04d}.jpg" for i in range(0, 800, 20)]
+    + [f"vid_Megamind_{i:04d}.jpg" for i in range(0, 270, 10)]
+)
+# Photos that show one scene (or one sample pair), written out by hand, independently of the rules.
+SAME_SCENE = [
+    {"cv_leuvenA.jpg", "cv_leuvenB.jpg"},
+    {"cv_left.jpg", "cv_right.jpg"},
+    {"cv_rubberwhale1.png", "cv_rubberwhale2.png"},
+    {"cv_aero1.jpg", "cv_aero3.jpg"},
+    {"cv_apple.jpg", "cv_orange.jpg"},
+    {f"cv_pic{i}.png" for i in range(1, 7)},
+    {f"vid_vtest_{i:04d}.jpg" for i in range(0, 800, 20)},
+    {f"vid_Megamind_{i:04d}.jpg" for i in range(0, 270, 10)},
+]
+
+
+def _side(split, name):
+    sides = [side for side in ("train", "eval", "excluded") if name in {p.name for p in getattr(split, side)}]
+    assert len(sides) == 1, f"{name} is on {sides}"
+    return "train" if sides == ["train"] else "held out"
+
+
+def test_curated_set_has_120_names():
+    assert len(CURATED) == len(set(CURATED)) == 120
+
+
+@pytest.mark.parametrize("scene", SAME_SCENE, ids=lambda s: sorted(s)[0])
+def test_one_scene_stays_on_one_side(scene):
+    split = split_photos(CURATED)
+    assert len({_side(split, name) for name in scene}) == 1
+    assert len({group_key(Path(name).stem) for name in scene}) == 1
+
+
+def test_split_covers_every_photo_once_and_holds_out_each_source():
+    split = split_photos(CURATED)
+    names = [p.name for p in split.train + split.eval + split.excluded]
+    assert sorted(names) == sorted(CURATED)
+    assert 0.15 <= len(split.eval) / len(CURATED) <= 0.20
+    assert {source_of(p.stem) for p in split.eval} == {"sk", "cv", "mate", "vid"}
+    assert {source_of(p.stem) for p in split.train} == {"sk", "cv", "mate", "vid"}
+
+
+def test_held_out_video_gives_a_few_evenly_spaced_frames():
+    split = split_photos(CURATED)
+    videos = Counter(group_key(p.stem) for p in split.eval if source_of(p.stem) == "vid")
+    assert len(videos) == 1 and list(videos.values()) == [4]
+    (video,) = videos
+    frames = sorted(int(p.stem.rsplit("_", 1)[1]) for p in split.eval if group_key(p.stem) == video)
+    steps = {b - a for a, b in zip(frames, frames[1:], strict=False)}
+    assert max(steps) - min(steps) <= 20 and frames[0] > 0  # spread over the clip, not its first frame
+    assert all(group_key(p.stem) == video for p in split.excluded)
+
+
+def test_split_ignores_order_and_folders():
+    shuffled = CURATED[:]
+    random.Random(1).shuffle(shuffled)
+    first = split_photos(CURATED)
+    second = split_photos([Path("/elsewhere") / name for name in shuffled])
+    assert [p.name for p in first.eval] == [p.name for p in second.eval]
+    assert [p.name for p in first.train] == [p.name for p in second.train]
+
+
+def test_adding_a_source_keeps_the_others_split():
+    before = split_photos(CURATED)
+    after = split_photos(CURATED + [f"other_scene_{k}.jpg" for k in range(5)] + ["mine.png", "yours.png"])
+    assert {p.name for p in before.eval} <= {p.name for p in after.eval}
+
+
+@pytest.mark.parametrize(
+    "stem, key",
+    [
+        ("vid_Megamind_0040", "vid_megamind"),
+        ("cv_leuvenB", "cv_leuven"),
+        ("cv_right", "cv_{side}"),
+        ("cv_pic5", "cv_pic"),
+        ("cv_orange", "cv_apple"),
+        ("sk_hubble_deep_field", "sk_hubble_deep_field"),
+        ("mate_GreenMeadow", "mate_greenmeadow"),
+        ("aloeL", "aloe"),
+        ("frame-0007", "frame"),
+    ],
+)
+def test_group_key_rules(stem, key):
+    assert group_key(stem) == key
+
+
+def test_bad_inputs_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="no photos"):
+        split_photos([])
+    with pytest.raises(ValueError, match="twice"):
+        split_photos(["a.jpg", "a.jpg", "b.jpg"])
+    with pytest.raises(ValueError, match="nothing can be held out"):
+        split_photos(["vid_clip_0001.jpg", "vid_clip_0002.jpg"])
+    with pytest.raises(ValueError, match="eval_fraction"):
+        split_photos(CURATED, eval_fraction=1.5)
+    with pytest.raises(FileNotFoundError):
+        list_photos(tmp_path / "missing")
+    (tmp_path / "notes.txt").write_text("no images here")
+    with pytest.raises(ValueError, match="no image files"):
+        list_photos(tmp_path)

@@ -1,0 +1,165 @@
+"""The dense descriptors the benchmark compares: trained networks, random initialisations, raw patches.
+
+A :class:`Method` is a name and one or more *variants*, each a function from a list of (3, H, W)
+images in [0, 1] to their (C, ceil(H/4), ceil(W/4)) maps under the cell convention. Its score on an
+image is the mean over its variants; a random initialisation is judged over several seeds that way.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..features import extract_dense_features
+from ..models.cells import STRIDE, output_size
+from ..weights.verify import read_metadata
+
+Describe = Callable[[Sequence[torch.Tensor]], List[torch.Tensor]]
+Device = Union[None, str, torch.device]
+RANDOM_INIT_SEEDS = (0, 1, 2)
+PATCH_SIZE = 9
+
+
+@dataclass(frozen=True)
+class Method:
+    """A row of the benchmark table.
+
+    Attributes:
+        name: Name in the report.
+        variants: Describers whose scores are averaged (e.g. one per random-init seed).
+    """
+
+    name: str
+    variants: Tuple[Describe, ...]
+
+
+def network_method(model: nn.Module, name: str, *, device: Device = None) -> Method:
+    """A network used as it is, through :func:`vader_hub.extract_dense_features`.
+
+    Args:
+        model: A dense network, e.g. ``timm.create_model("vader_r18_fpn")``.
+        name: Name in the report.
+        device: Device to run on (default: the model's).
+
+    Returns:
+        The :class:`Method`.
+    """
+    return Method(name=name, variants=(_network_describer(model, device),))
+
+
+def weights_method(
+    path: Union[str, Path], *, architecture: Optional[str] = None, name: Optional[str] = None, device: Device = None
+) -> Method:
+    """A VADeR network loaded from a weights file, through the verified loader of :mod:`vader_hub.weights`.
+
+    Args:
+        path: A vader-hub safetensors file.
+        architecture: The timm name to build; default: the one the file's metadata records.
+        name: Name in the report; default: the file name.
+        device: Device to run on (default: CPU).
+
+    Returns:
+        The :class:`Method`.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If the architecture is neither given nor recorded in the file (and the errors of
+            :func:`vader_hub.weights.load_pretrained` for a file that does not fit).
+    """
+    path = Path(path)
+    architecture = architecture or recorded_architecture(path)
+    model = timm.create_model(architecture, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    return Method(name=name or path.name, variants=(_network_describer(_to(model, device), device),))
+
+
+def recorded_architecture(path: Union[str, Path]) -> str:
+    """The architecture a vader-hub weights file records in its metadata.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If it is not a safetensors file or records no architecture.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist")
+    architecture = read_metadata(path.read_bytes(), str(path)).get("architecture")
+    if not architecture:
+        raise ValueError(f"{path} records no architecture; name it (architecture=..., --arch vader_r18_fpn)")
+    return architecture
+
+
+def random_init_method(architecture: str, *, seeds: Sequence[int] = RANDOM_INIT_SEEDS, device: Device = None) -> Method:
+    """Randomly initialised networks of one architecture, one variant per seed.
+
+    Args:
+        architecture: timm name, e.g. ``"vader_r18_fpn"``.
+        seeds: Seeds of the initialisations; the score is their mean.
+        device: Device to run on (default: CPU).
+
+    Returns:
+        The :class:`Method` named ``"<architecture> random init (n seeds)"``.
+
+    Raises:
+        ValueError: If ``seeds`` is empty.
+    """
+    if not seeds:
+        raise ValueError("random_init_method needs at least one seed")
+    variants = []
+    for seed in seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = timm.create_model(architecture)
+        variants.append(_network_describer(_to(model, device), device))
+    return Method(name=f"{architecture} random init ({len(seeds)} seeds)", variants=tuple(variants))
+
+
+def patch_method(patch_size: int = PATCH_SIZE) -> Method:
+    """Raw normalised-patch descriptors (see :func:`patch_descriptors`).
+
+    Raises:
+        ValueError: If ``patch_size`` is not a positive odd integer.
+    """
+    if patch_size < 1 or patch_size % 2 == 0:
+        raise ValueError(f"patch_size must be a positive odd integer, got {patch_size}")
+
+    def describe(images: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        return [patch_descriptors(image, patch_size) for image in images]
+
+    return Method(name=f"{patch_size}x{patch_size} normalised patches", variants=(describe,))
+
+
+def patch_descriptors(image: torch.Tensor, patch_size: int = PATCH_SIZE) -> torch.Tensor:
+    """The RGB patch centred on each cell's pixel, mean/std normalised: cosine is then normalised cross-correlation.
+
+    Cell (i, j) takes the ``patch_size`` x ``patch_size`` patch centred on pixel (4i, 4j), the cell
+    convention of the networks; pixels past the border repeat the edge. A flat patch gives a zero vector.
+
+    Args:
+        image: (3, H, W) float image.
+        patch_size: Odd patch side in pixels.
+
+    Returns:
+        (3 * patch_size**2, ceil(H/4), ceil(W/4)) descriptors.
+    """
+    height, width = image.shape[-2:]
+    half = patch_size // 2
+    padded = F.pad(image[None].float(), (half, half, half, half), mode="replicate")  # (1, 3, H+2h, W+2h)
+    patches = F.unfold(padded, patch_size, stride=STRIDE)[0]  # (3*p*p, h*w)
+    centred = patches - patches.mean(dim=0, keepdim=True)  # (3*p*p, h*w)
+    normalised = centred / (centred.std(dim=0, keepdim=True) + 1e-6)  # (3*p*p, h*w)
+    return normalised.reshape(-1, *output_size(height, width))  # (3*p*p, h, w)
+
+
+def _network_describer(model: nn.Module, device: Device) -> Describe:
+    def describe(images: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        maps = extract_dense_features(list(images), model=model, device=device)
+        return [maps[index] for index in range(len(images))]
+
+    return describe
+
+
+def _to(model: nn.Module, device: Device) -> nn.Module:
+    return model.to(device) if device is not None else model

@@ -1,0 +1,176 @@
+"""Real image pairs with ground truth, listed by the user in a JSON file.
+
+The file is a list of pairs (or ``{"pairs": [...]}``); relative paths are relative to the JSON file::
+
+    [
+      {"name": "graf-1-3", "image_a": "graf/img1.ppm", "image_b": "graf/img3.ppm",
+       "homography": "graf/H_1_3"},
+      {"name": "teddy", "image_a": "teddy/im2.png", "image_b": "teddy/im6.png",
+       "disparity": "teddy/disp2.png", "disparity_scale": 4, "disparity_invalid": 0},
+      {"name": "rubberwhale", "image_a": "RubberWhale/frame10.png", "image_b": "RubberWhale/frame11.png",
+       "flow": "RubberWhale/flow10.flo"}
+    ]
+
+Exactly one of ``homography``, ``disparity`` or ``flow`` per pair (formats: :mod:`.groundtruth`):
+
+- ``homography``: pixel (x, y) of image A is at ``H (x, y, 1)`` in image B;
+- ``disparity``: pixel (x, y) of image A is at (x - d, y) in image B when A is the left view
+  (``"disparity_view": "left"``, the default) and at (x + d, y) when A is the right view;
+  ``disparity_scale`` (default 1) and ``disparity_invalid`` (default 0, ``null`` for none) as in
+  :func:`.groundtruth.read_disparity`;
+- ``flow``: pixel (x, y) of image A is at (x + u, y + v) in image B.
+
+Dense ground truth (disparity, flow) covers image A pixel for pixel and is read at the pixel nearest to
+each query point.
+"""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Tuple, Union
+
+import torch
+from PIL import Image
+
+from .groundtruth import read_disparity, read_flow, read_homography
+from .warps import apply_homography
+
+KINDS = ("homography", "disparity", "flow")
+_OPTIONS = {"name", "image_a", "image_b", "disparity_scale", "disparity_invalid", "disparity_view"}
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Where points of image A are in image B.
+
+    Attributes:
+        points: (N, 2) float (x, y) positions in image B (NaN where unknown).
+        known: (N,) bool, True where the ground truth gives a position.
+    """
+
+    points: torch.Tensor
+    known: torch.Tensor
+
+
+@dataclass(frozen=True)
+class GroundTruthPair:
+    """Two images and the ground truth that maps pixels of the first onto the second.
+
+    Attributes:
+        name: Name of the pair in the report.
+        image_a: Path of the first image.
+        image_b: Path of the second image.
+        kind: ``"homography"``, ``"disparity"`` or ``"flow"``.
+        truth: (3, 3) homography, (H, W) disparity or (H, W, 2) flow, NaN where unknown.
+        disparity_sign: -1 when image A is the left view of a stereo pair, +1 when it is the right.
+    """
+
+    name: str
+    image_a: Path
+    image_b: Path
+    kind: str
+    truth: torch.Tensor
+    disparity_sign: int = -1
+
+    def targets(self, points: torch.Tensor) -> Targets:
+        """Positions in image B of (x, y) pixel positions of image A (at the size of the files).
+
+        Args:
+            points: (N, 2) float (x, y) positions in image A.
+
+        Returns:
+            The :class:`Targets`.
+        """
+        if self.kind == "homography":
+            mapped = apply_homography(self.truth, points.double()).float()  # (N, 2)
+            return Targets(points=mapped, known=torch.ones(len(points), dtype=torch.bool))
+        height, width = self.truth.shape[:2]
+        nearest = points.round().long()  # (N, 2) (x, y)
+        inside = (nearest[:, 0] >= 0) & (nearest[:, 0] < width) & (nearest[:, 1] >= 0) & (nearest[:, 1] < height)
+        nearest = torch.where(inside[:, None], nearest, torch.zeros_like(nearest))
+        values = self.truth[nearest[:, 1], nearest[:, 0]]  # (N,) disparity or (N, 2) flow
+        if self.kind == "disparity":
+            displacement = torch.stack([self.disparity_sign * values, torch.zeros_like(values)], dim=1)  # (N, 2)
+        else:
+            displacement = values
+        mapped = points.float() + displacement  # (N, 2)
+        known = inside & torch.isfinite(mapped).all(dim=1)
+        return Targets(points=torch.where(known[:, None], mapped, torch.nan), known=known)
+
+
+def load_pairs(path: Union[str, Path]) -> List[GroundTruthPair]:
+    """Read a JSON list of pairs (format in the module docstring) and their ground truth.
+
+    Args:
+        path: The JSON file.
+
+    Returns:
+        The pairs, in file order.
+
+    Raises:
+        FileNotFoundError: If the JSON file, an image or a ground-truth file does not exist.
+        ValueError: For malformed JSON, unknown or missing keys, or dense ground truth whose size is not
+            image A's.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pairs file {path} does not exist")
+    try:
+        entries = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from error
+    entries = entries.get("pairs") if isinstance(entries, dict) else entries
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"{path} must hold a non-empty list of pairs (or {{\"pairs\": [...]}})")
+    return [_pair(entry, index, path.parent) for index, entry in enumerate(entries)]
+
+
+def _pair(entry: object, index: int, root: Path) -> GroundTruthPair:
+    where = f"pair {index}"
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where} must be a JSON object, got {type(entry).__name__}")
+    unknown = set(entry) - _OPTIONS - set(KINDS)
+    kinds = [kind for kind in KINDS if kind in entry]
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(_OPTIONS | set(KINDS))}")
+    if len(kinds) != 1 or "image_a" not in entry or "image_b" not in entry:
+        raise ValueError(f"{where} needs image_a, image_b and exactly one of {KINDS}, got keys {sorted(entry)}")
+    image_a, image_b = (_resolve(root, entry[key], f"{where} {key}") for key in ("image_a", "image_b"))
+    kind = kinds[0]
+    truth_path = _resolve(root, entry[kind], f"{where} {kind}")
+    if kind == "homography":
+        truth = read_homography(truth_path)
+    elif kind == "flow":
+        truth = read_flow(truth_path)
+    else:
+        truth = read_disparity(
+            truth_path, scale=float(entry.get("disparity_scale", 1.0)), invalid=entry.get("disparity_invalid", 0.0)
+        )
+    if kind != "homography":
+        _check_dense_size(truth.shape[:2], _size_of(image_a), f"{where} {kind} {truth_path}")
+    view = entry.get("disparity_view", "left")
+    if view not in ("left", "right"):
+        raise ValueError(f"{where}: disparity_view must be 'left' or 'right', got {view!r}")
+    name = str(entry.get("name", f"{image_a.stem}-{image_b.stem}"))
+    return GroundTruthPair(name, image_a, image_b, kind, truth, disparity_sign=-1 if view == "left" else 1)
+
+
+def _resolve(root: Path, value: object, what: str) -> Path:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a path string, got {value!r}")
+    path = root / value
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: file {path} does not exist")
+    return path
+
+
+def _size_of(image: Path) -> Tuple[int, int]:
+    with Image.open(image) as opened:
+        return opened.height, opened.width
+
+
+def _check_dense_size(field: Tuple[int, ...], image: Tuple[int, int], what: str) -> None:
+    if tuple(field) != tuple(image):
+        raise ValueError(
+            f"{what} is {field[0]}x{field[1]} but image A is {image[0]}x{image[1]}; dense ground truth must "
+            "cover image A pixel for pixel"
+        )
