@@ -55,14 +55,14 @@ def _cfg(**kwargs: Any) -> Dict[str, Any]:
 
 def _entry_cfg(entry: WeightsEntry) -> Dict[str, Any]:
     """The timm cfg of one manifest entry; its source fields are descriptive only (timm never loads)."""
-    return _cfg(license=entry.license, description=entry.description, **entry.timm_source())
+    return {**_cfg(), "license": entry.license, "description": entry.description, **entry.timm_source()}
 
 
 def _default_cfgs() -> dict:
     cfgs: Dict[str, Dict[str, Any]] = {}
     entries = read_manifests().entries
     for architecture in TRUNKS:
-        tagged = {f"{e.architecture}.{e.tag}": _entry_cfg(e) for e in entries if e.architecture == architecture}
+        tagged = {e.name: _entry_cfg(e) for e in entries if e.architecture == architecture}
         cfgs.update(tagged or {architecture: _cfg()})
     return generate_default_cfgs(cfgs)
 

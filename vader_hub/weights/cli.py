@@ -1,0 +1,228 @@
+"""vader-hub weights: list, download, verify, clean, export and publish weights.
+
+    vader-hub weights list [--json]
+    vader-hub weights download vader_r50_fpn.<tag> [...] | --all
+    vader-hub weights verify [NAME ...]
+    vader-hub weights clean [NAME ...] [--dry-run]
+    vader-hub weights export runs/smoke/checkpoint.pt --out export/ [--tag T] [--manifest my_manifest.json]
+    vader-hub weights publish export/ --repo-id my-org/vader-r18-fpn [--manifest my_manifest.json] [--dry-run]
+"""
+import argparse
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Callable, List
+
+from .cache import cached_path, list_cached_files, lock_path, partial_path, remove_cached
+from .checkpoint import read_export_input
+from .errors import ChecksumMismatchError, WeightsError
+from .export import DEFAULT_LICENSE, export_weights
+from .hf import evict
+from .manifest import Manifest, WeightsEntry, read_manifests, write_entry
+from .publish import prepare_publish, publish
+from .resolve import ResolveOptions, cached_copies, resolve_entry
+from .verify import read_verified
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _reporting_errors(run: Handler) -> Handler:
+    """Print an expected failure as one readable message and exit 1, without a traceback."""
+    @functools.wraps(run)
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except (WeightsError, OSError, ValueError, TypeError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    return wrapped
+
+
+def _entries(manifest: Manifest, names: List[str]) -> List[WeightsEntry]:
+    if not names:
+        return list(manifest.entries)
+    entries = []
+    for name in names:
+        entry = manifest.find_name(name)
+        if entry is None:
+            known = ", ".join(e.name for e in manifest.entries) or "none"
+            raise ValueError(f"no manifest entry named {name!r}; known: {known}")
+        entries.append(entry)
+    return entries
+
+
+def _human(size: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
+@_reporting_errors
+def run_list(args: argparse.Namespace) -> int:
+    manifest = read_manifests()
+    options = ResolveOptions.from_env()
+    rows = [{"name": e.name, "size": e.size, "sha256": e.sha256, "license": e.license,
+             "cached": [str(p) for p in cached_copies(e, options)]} for e in manifest.entries]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print(f"No published weights in {', '.join(map(str, manifest.paths)) or 'any manifest'}. Train and "
+              "export your own (`python -m vader_hub.train`, `vader-hub weights export`), then add the entry "
+              "to a VADER_HUB_MANIFEST file.")
+    else:
+        print(f"{'NAME':40} {'SIZE':>10}  {'LICENSE':16} CACHED (not verified; see `verify`)")
+        for row in rows:
+            print(f"{row['name']:40} {_human(row['size']):>10}  {row['license']:16} "
+                  f"{row['cached'][0] if row['cached'] else '-'}")
+    return 0
+
+
+@_reporting_errors
+def run_download(args: argparse.Namespace) -> int:
+    manifest = read_manifests()
+    if not args.names and not args.all:
+        raise ValueError("name the weights to download (see `vader-hub weights list`) or pass --all")
+    for entry in _entries(manifest, [] if args.all else args.names):
+        weights = resolve_entry(entry)
+        print(f"{entry.name}: {weights.path} (sha256 verified)")
+    return 0
+
+
+@_reporting_errors
+def run_verify(args: argparse.Namespace) -> int:
+    corrupt = 0
+    for entry in _entries(read_manifests(), args.names):
+        copies = cached_copies(entry)
+        if not copies:
+            print(f"{entry.name}: not cached")
+        for path in copies:
+            try:
+                read_verified(path, entry.sha256, entry.size)
+                print(f"{entry.name}: OK {path}")
+            except ChecksumMismatchError as error:
+                corrupt += 1
+                print(f"{entry.name}: CORRUPT {error} (the next load removes and fetches it again)")
+    return 1 if corrupt else 0
+
+
+def _clean_targets(args: argparse.Namespace, options: ResolveOptions) -> List[Path]:
+    if args.names:
+        entries = _entries(read_manifests(), args.names)
+        own = [p for e in entries for p in (cached_path(e, options.cache_dir),
+                                            partial_path(cached_path(e, options.cache_dir)),
+                                            lock_path(e, options.cache_dir)) if p.is_file()]
+        return own + [p for e in entries for p in cached_copies(e, options) if p not in own]
+    own = [f.path for f in list_cached_files(options.cache_dir)]
+    locks = sorted((options.cache_dir / "locks").glob("*.lock"))
+    hub = [p for e in read_manifests().entries for p in cached_copies(e, options) if p not in own]
+    return own + locks + hub
+
+
+@_reporting_errors
+def run_clean(args: argparse.Namespace) -> int:
+    options = ResolveOptions.from_env()
+    freed = 0
+    for path in _clean_targets(args, options):
+        size = path.stat().st_size if path.is_file() else 0
+        if not args.dry_run:
+            if path.is_relative_to(options.cache_dir):
+                remove_cached(path)
+            else:
+                evict(path)
+        freed += size
+        print(f"{'would remove' if args.dry_run else 'removed'} {path}")
+    print(f"{'would free' if args.dry_run else 'freed'} {_human(freed)}")
+    return 0
+
+
+def _json_file(path: Path, what: str) -> dict:
+    if path is None:
+        return {}
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: {what} must be a JSON object")
+    return data
+
+
+@_reporting_errors
+def run_export(args: argparse.Namespace) -> int:
+    source = read_export_input(args.input)
+    architecture = args.architecture or source.architecture
+    if not architecture:
+        raise ValueError(f"{args.input} does not record its architecture; pass --architecture (e.g. vader_r18_fpn)")
+    if args.architecture and source.architecture and args.architecture != source.architecture:
+        raise ValueError(f"{args.input} is for {source.architecture}, not --architecture {args.architecture}")
+    provenance = {**source.provenance, **_json_file(args.provenance, "provenance")}
+    result = export_weights(source.state_dict, architecture, args.out, tag=args.tag, provenance=provenance,
+                            license=args.license, metrics=_json_file(args.metrics, "metrics"))
+    if args.manifest:
+        write_entry(args.manifest, result.entry)
+        print(f"added {result.entry.name} to {args.manifest}")
+    print(f"exported {result.entry.name} to {args.out}: {result.weights.name} ({result.size} bytes, sha256 "
+          f"{result.sha256}), config.json, README.md, manifest_entry.json")
+    return 0
+
+
+@_reporting_errors
+def run_publish(args: argparse.Namespace) -> int:
+    plan = prepare_publish(args.export_dir, args.repo_id)
+    if args.dry_run:
+        for path in plan.files:
+            print(f"would upload {path} ({path.stat().st_size} bytes) to {args.repo_id}")
+        print(f"{plan.entry.name}: sha256 {plan.entry.sha256} verified; nothing uploaded (--dry-run)")
+        return 0
+    result = publish(args.export_dir, args.repo_id, manifest=args.manifest, endpoint=args.endpoint,
+                     private=args.private)
+    where = f" and {args.manifest}" if args.manifest else ""
+    print(f"published {result.entry.name} to {args.repo_id} at commit {result.commit}; pinned in "
+          f"{plan.export_dir / 'manifest_entry.json'}{where}")
+    return 0
+
+
+def _add_commands(commands: argparse._SubParsersAction) -> None:
+    listing = commands.add_parser("list", help="models, tags and whether they are cached")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(func=run_list)
+    download = commands.add_parser("download", help="fetch and verify weights into the cache")
+    download.add_argument("names", nargs="*", metavar="NAME", help="architecture.tag, as in `list`")
+    download.add_argument("--all", action="store_true", help="every manifest entry")
+    download.set_defaults(func=run_download)
+    verify = commands.add_parser("verify", help="re-hash cached copies against the manifest")
+    verify.add_argument("names", nargs="*", metavar="NAME", help="default: every entry")
+    verify.set_defaults(func=run_verify)
+    clean = commands.add_parser("clean", help="remove cached weights, partial downloads and locks")
+    clean.add_argument("names", nargs="*", metavar="NAME", help="default: the whole cache")
+    clean.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    clean.set_defaults(func=run_clean)
+
+
+def _add_export_publish(commands: argparse._SubParsersAction) -> None:
+    export = commands.add_parser("export", help="a state dict or trainer checkpoint -> safetensors, config, card")
+    export.add_argument("input", type=Path, help=".safetensors, .pt state dict, or trainer checkpoint")
+    export.add_argument("--out", type=Path, required=True, help="the folder to write")
+    export.add_argument("--architecture", help="e.g. vader_r18_fpn (read from a trainer checkpoint)")
+    export.add_argument("--tag", default="", help="the pretrained tag: architecture.tag in timm")
+    export.add_argument("--license", default=DEFAULT_LICENSE, help="the weights' licence (mind the data's terms)")
+    export.add_argument("--provenance", type=Path, help="a JSON file with config, data, steps, code_version")
+    export.add_argument("--metrics", type=Path, help="a JSON file of metric name -> value")
+    export.add_argument("--manifest", type=Path, help="add or update the entry in this manifest file")
+    export.set_defaults(func=run_export)
+    publish_ = commands.add_parser("publish", help="upload an export to the Hugging Face Hub, pin the commit")
+    publish_.add_argument("export_dir", type=Path, help="a folder written by `export`")
+    publish_.add_argument("--repo-id", required=True, help="namespace/name of the model repo")
+    publish_.add_argument("--endpoint", help="the Hub endpoint (default: huggingface_hub's)")
+    publish_.add_argument("--manifest", type=Path, help="add or update the published entry in this manifest")
+    publish_.add_argument("--private", action="store_true", help="create the repo as private")
+    publish_.add_argument("--dry-run", action="store_true", help="check and list the files; upload nothing")
+    publish_.set_defaults(func=run_publish)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``weights`` and its actions to the ``vader-hub`` parser."""
+    parser = subparsers.add_parser("weights", help="list, download, verify, clean, export, publish weights",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
+    _add_commands(commands)
+    _add_export_publish(commands)

@@ -1,0 +1,160 @@
+"""Loading pretrained weights into a model: resolve, verify, check the architecture, load strictly.
+
+The order (``docs/weights.md``): an explicit file of the user's (``pretrained_cfg["file"]``, from
+``pretrained_cfg_overlay=dict(file=...)``), then ``$VADER_HUB_WEIGHTS_DIR/<architecture>.<tag>.safetensors``;
+both are the user's own files, with no manifest hash, so they are only checked to be safetensors
+of the right architecture. Otherwise the manifest entry is resolved (cache, then sources) and its
+bytes are sha256-verified before they are deserialised.
+"""
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+import torch
+
+from .errors import StateDictMismatchError, WeightsNotFoundError
+from .manifest import read_manifests
+from .resolve import ResolveOptions, VerifiedWeights, resolve_entry
+from .verify import deserialize
+
+MAX_KEYS_LISTED = 20
+
+
+def _listed(keys: List[str]) -> str:
+    shown = ", ".join(keys[:MAX_KEYS_LISTED])
+    return shown + (f", ... ({len(keys) - MAX_KEYS_LISTED} more)" if len(keys) > MAX_KEYS_LISTED else "")
+
+
+def _fit_classifier(model_state: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor],
+                    classifier: Optional[str]) -> Dict[str, torch.Tensor]:
+    """The file's tensors, with the classifier treated as timm does for another ``num_classes``.
+
+    A classifier the file lacks, or has with other shapes, keeps the model's fresh initialisation;
+    one the model lacks is dropped. Every other key must match exactly.
+    """
+    if not classifier:
+        return dict(state_dict)
+    prefix = f"{classifier}."
+    fitted = {key: value for key, value in state_dict.items()
+              if not key.startswith(prefix) or (key in model_state and model_state[key].shape == value.shape)}
+    head = [key for key in model_state if key.startswith(prefix)]
+    if any(key not in fitted for key in head):
+        fitted.update({key: model_state[key] for key in head})
+    return fitted
+
+
+def load_state_dict_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], origin: str,
+                           classifier: Optional[str] = None) -> None:
+    """``model.load_state_dict(state_dict, strict=True)`` with a readable error first.
+
+    Args:
+        model: the network to load into.
+        state_dict: the file's tensors.
+        origin: where they came from, for the message.
+        classifier: the module name of the model's classifier (timm's cfg ``classifier``): it may
+            be absent or differently shaped (another ``num_classes``) and is then left as initialised.
+
+    Raises:
+        StateDictMismatchError: listing the missing keys, unexpected keys and shape mismatches;
+            the model is left unchanged.
+    """
+    expected = model.state_dict()
+    state_dict = _fit_classifier(expected, state_dict, classifier)
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    shapes = sorted(f"{key} {tuple(state_dict[key].shape)} vs model {tuple(expected[key].shape)}"
+                    for key in set(expected) & set(state_dict) if state_dict[key].shape != expected[key].shape)
+    if missing or unexpected or shapes:
+        lines = [f"{origin} does not match {type(model).__name__}:"]
+        lines += [f"  missing from the file ({len(missing)}): {_listed(missing)}"] if missing else []
+        lines += [f"  unexpected in the file ({len(unexpected)}): {_listed(unexpected)}"] if unexpected else []
+        lines += [f"  different shapes ({len(shapes)}): {_listed(shapes)}"] if shapes else []
+        lines.append("  (weights of another architecture or configuration, or a truncated export?)")
+        raise StateDictMismatchError("\n".join(lines))
+    model.load_state_dict(state_dict, strict=True)
+
+
+def read_user_file(path: Path) -> VerifiedWeights:
+    """The bytes of a user's explicit weights file (no manifest hash to check them against).
+
+    Raises:
+        FileNotFoundError: if ``path`` is not a file.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained weights file {path} does not exist (pretrained_cfg_overlay file=)")
+    return VerifiedWeights(path, path.read_bytes(), f"your file {path}", verified=False)
+
+
+def _cfg_dict(pretrained_cfg: Any) -> Dict[str, Any]:
+    if hasattr(pretrained_cfg, "to_dict"):
+        pretrained_cfg = pretrained_cfg.to_dict()
+    if not isinstance(pretrained_cfg, Mapping) or not pretrained_cfg.get("architecture"):
+        raise ValueError(f"pretrained_cfg must be a dict with an 'architecture', got {pretrained_cfg!r}")
+    return dict(pretrained_cfg)
+
+
+def _no_weights_error(architecture: str, tag: str, options: ResolveOptions) -> WeightsNotFoundError:
+    tags = read_manifests().tags_for(architecture)
+    folder = options.weights_dir or "$VADER_HUB_WEIGHTS_DIR"
+    name = f"{architecture}.{tag}" if tag else architecture
+    known = f"its manifest tags are {tags}" if tags else "no weights are published for it yet"
+    return WeightsNotFoundError(
+        f"no pretrained weights for {name}: {known}. To get weights: train them "
+        f"(`python -m vader_hub.train --preset smoke` for a quick run, `--preset paper` for the paper's "
+        f"recipe) and export them (`vader-hub weights export`); then pass "
+        f"timm.create_model({architecture!r}, pretrained=True, pretrained_cfg_overlay=dict(file='model.safetensors')), "
+        f"put the file at {folder}/{name}.safetensors, or add it to a VADER_HUB_MANIFEST file."
+    )
+
+
+def find_weights(architecture: str, tag: Optional[str] = None, file: Optional[str] = None,
+                 options: Optional[ResolveOptions] = None) -> VerifiedWeights:
+    """The bytes to load for ``architecture.tag``, in the documented resolution order.
+
+    Raises:
+        FileNotFoundError: if an explicit ``file`` does not exist.
+        WeightsNotFoundError: if no weights exist for the name, or none could be fetched and
+            verified (listing every place looked in).
+    """
+    options = options or ResolveOptions.from_env()
+    tag = tag or ""
+    if file:
+        return read_user_file(Path(file))
+    name = f"{architecture}.{tag}" if tag else architecture
+    if options.weights_dir is not None and (options.weights_dir / f"{name}.safetensors").is_file():
+        return read_user_file(options.weights_dir / f"{name}.safetensors")
+    entry = read_manifests().find(architecture, tag)
+    if entry is None:
+        raise _no_weights_error(architecture, tag, options)
+    return resolve_entry(entry, options)
+
+
+def load_pretrained(model: torch.nn.Module, pretrained_cfg: Any) -> Path:
+    """Resolve, verify and strictly load pretrained weights into ``model``.
+
+    Called by the vader models' create function when ``pretrained=True``; timm never downloads.
+
+    Args:
+        model: the freshly built network.
+        pretrained_cfg: timm's resolved cfg (dict or ``PretrainedCfg``): ``architecture``, ``tag``
+            (empty for the default), ``file`` (a user's explicit file, if any) and ``classifier``
+            (left as initialised when the file's ``num_classes`` differs, as timm does).
+
+    Returns:
+        The path of the file that was loaded.
+
+    Raises:
+        TypeError: if ``model`` is not an ``nn.Module``.
+        ValueError: if ``pretrained_cfg`` has no architecture.
+        WeightsNotFoundError: no weights, or none that could be fetched and verified.
+        NotAWeightsFileError / ArchitectureMismatchError: a file that is not vader-hub safetensors
+            of this architecture.
+        StateDictMismatchError: keys or shapes, other than the classifier's, that do not match.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    cfg = _cfg_dict(pretrained_cfg)
+    weights = find_weights(cfg["architecture"], cfg.get("tag"), cfg.get("file"))
+    state_dict = deserialize(weights.data, cfg["architecture"], weights.origin)
+    load_state_dict_strict(model, state_dict, weights.origin, cfg.get("classifier"))
+    return weights.path

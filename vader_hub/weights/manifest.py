@@ -1,0 +1,191 @@
+"""Weights manifests: the bundled one and the user's, read, validated and merged.
+
+The bundled manifest ships inside the wheel (``vader_hub/weights_manifest.json``) and sits at the
+repository root in a checkout; ``VADER_HUB_MANIFEST`` adds the user's files (an ``os.pathsep``
+separated list), read after it. Reading never touches the network: the models' registry calls
+:func:`read_manifests` at import to generate timm's pretrained cfgs.
+
+A manifest file::
+
+    {"schema_version": 1, "description": "optional", "entries": [<entry>, ...]}
+
+with entries as described in :mod:`vader_hub.weights.schema` and ``docs/weights.md``.
+"""
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .errors import ManifestError
+from .fileio import atomic_write
+from .schema import FileSource, HfSource, Source, UrlSource, WeightsEntry, parse_entry
+
+SCHEMA_VERSION = 1
+MANIFEST_ENV = "VADER_HUB_MANIFEST"
+MANIFEST_KEYS = {"schema_version", "description", "entries"}
+
+__all__ = [
+    "FileSource", "HfSource", "MANIFEST_ENV", "Manifest", "SCHEMA_VERSION", "Source", "UrlSource",
+    "WeightsEntry", "bundled_manifest_path", "read_manifest_file", "read_manifests", "user_manifest_paths",
+    "write_entry",
+]
+
+
+@dataclass
+class Manifest:
+    """The merged entries of every manifest read, bundled first, in file order."""
+
+    entries: List[WeightsEntry] = field(default_factory=list)
+    paths: List[Path] = field(default_factory=list)
+
+    def architectures(self) -> List[str]:
+        """Architectures with at least one entry, in first-seen order."""
+        return list(dict.fromkeys(entry.architecture for entry in self.entries))
+
+    def tags_for(self, architecture: str) -> List[str]:
+        """The tags of ``architecture``, in manifest order (the first is timm's default)."""
+        return [entry.tag for entry in self.entries if entry.architecture == architecture]
+
+    def find(self, architecture: str, tag: Optional[str] = None) -> Optional[WeightsEntry]:
+        """The entry for ``architecture.tag``; an empty or None tag means the architecture's first."""
+        for entry in self.entries:
+            if entry.architecture == architecture and (not tag or entry.tag == tag):
+                return entry
+        return None
+
+    def find_name(self, name: str) -> Optional[WeightsEntry]:
+        """The entry for a timm name, ``"architecture"`` or ``"architecture.tag"``."""
+        architecture, _, tag = name.partition(".")
+        return self.find(architecture, tag)
+
+
+def bundled_manifest_path() -> Path:
+    """The manifest shipped in the wheel if installed, else the one at the repository root."""
+    in_wheel = Path(__file__).resolve().parents[1] / "weights_manifest.json"
+    return in_wheel if in_wheel.is_file() else Path(__file__).resolve().parents[2] / "weights_manifest.json"
+
+
+def user_manifest_paths() -> List[Path]:
+    """The files named by ``VADER_HUB_MANIFEST``; each must exist.
+
+    Raises:
+        FileNotFoundError: if a named file does not exist.
+    """
+    paths = [Path(p).expanduser() for p in os.environ.get(MANIFEST_ENV, "").split(os.pathsep) if p.strip()]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{MANIFEST_ENV} names {path}, which is not a file; create it (e.g. with "
+                f"`vader-hub weights export ... --manifest {path}`) or remove it from {MANIFEST_ENV}"
+            )
+    return paths
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ManifestError(f"{path}: not valid JSON ({error}); fix the file or remove it") from error
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path}: the top level must be an object with 'schema_version' and 'entries'")
+    unknown = sorted(set(data) - MANIFEST_KEYS)
+    if unknown:
+        raise ManifestError(f"{path}: unknown top-level field(s) {unknown}; allowed: {sorted(MANIFEST_KEYS)}")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise ManifestError(
+            f"{path}: field 'schema_version' is {data.get('schema_version')!r}; this vader-hub reads "
+            f"version {SCHEMA_VERSION} (upgrade vader-hub for newer manifests)"
+        )
+    if not isinstance(data.get("entries"), list):
+        raise ManifestError(f"{path}: field 'entries' must be a list (it may be empty)")
+    return data
+
+
+def read_manifest_file(path: Path) -> List[WeightsEntry]:
+    """Read and validate one manifest file.
+
+    Args:
+        path: the manifest file.
+
+    Returns:
+        Its entries in file order.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ManifestError: naming the file, the entry and the field that is wrong, or a duplicated name.
+    """
+    path = Path(path)
+    data = _load_json(path)
+    entries = [parse_entry(item, f"{path}: entries[{i}]", path.resolve().parent, path)
+               for i, item in enumerate(data["entries"])]
+    seen: Dict[Tuple[str, str], int] = {}
+    for i, entry in enumerate(entries):
+        first = seen.setdefault((entry.architecture, entry.tag), i)
+        if first != i:
+            raise ManifestError(f"{path}: entries[{first}] and entries[{i}] both name {entry.name}; keep one")
+    return entries
+
+
+def _merge(earlier: WeightsEntry, later: WeightsEntry) -> WeightsEntry:
+    """A later manifest may add mirrors for the same file (same sha256): its sources are tried first."""
+    if earlier.sha256 != later.sha256 or earlier.size != later.size:
+        raise ManifestError(
+            f"{later.manifest_path} gives {later.name} another file (sha256 {later.sha256[:12]}...) than "
+            f"{earlier.manifest_path} ({earlier.sha256[:12]}...); use a new tag for different weights"
+        )
+    sources = later.sources + tuple(s for s in earlier.sources if s not in later.sources)
+    return replace(earlier, sources=sources)
+
+
+def read_manifests(paths: Optional[Sequence[Path]] = None) -> Manifest:
+    """Read the bundled manifest and the user's, validated and merged; never touches the network.
+
+    Args:
+        paths: the manifest files to read; default: the bundled one (if present) then
+            ``VADER_HUB_MANIFEST``'s files.
+
+    Returns:
+        The :class:`Manifest`. An entry repeated in a later file with the same sha256 keeps its
+        place and gains the later file's sources in front of its own.
+
+    Raises:
+        FileNotFoundError: if a user manifest does not exist.
+        ManifestError: if a file is malformed (naming the file and field) or two files give
+            different files for one name.
+    """
+    if paths is None:
+        bundled = bundled_manifest_path()
+        paths = ([bundled] if bundled.is_file() else []) + user_manifest_paths()
+    merged: Dict[Tuple[str, str], WeightsEntry] = {}
+    for path in paths:
+        for entry in read_manifest_file(Path(path)):
+            key = (entry.architecture, entry.tag)
+            merged[key] = _merge(merged[key], entry) if key in merged else entry
+    return Manifest(entries=list(merged.values()), paths=[Path(p) for p in paths])
+
+
+def write_entry(manifest_path: Path, entry: WeightsEntry) -> None:
+    """Add ``entry`` to a manifest file (created if missing), replacing one of the same name.
+
+    An existing file is validated first and keeps its order; the file is replaced atomically, so
+    a failure leaves it as it was.
+
+    Raises:
+        ManifestError: if the existing file is malformed.
+    """
+    manifest_path = Path(manifest_path)
+    if manifest_path.exists():
+        data = _load_json(manifest_path)
+        read_manifest_file(manifest_path)
+    else:
+        data = {"schema_version": SCHEMA_VERSION, "entries": []}
+    key = (entry.architecture, entry.tag)
+    names = [(item.get("architecture"), item.get("tag")) for item in data["entries"]]
+    if key in names:
+        data["entries"][names.index(key)] = entry.to_dict()
+    else:
+        data["entries"].append(entry.to_dict())
+    text = json.dumps(data, indent=2) + "\n"
+    parse_entry(entry.to_dict(), f"{manifest_path}: new entry", manifest_path.resolve().parent)
+    atomic_write(manifest_path, text)

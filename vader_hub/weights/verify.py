@@ -1,0 +1,112 @@
+"""Verification of weights bytes: sha256 and size against the manifest, then the safetensors header.
+
+A file is read once; those very bytes are hashed and then deserialised, so a file changed on disk
+after it was downloaded is caught whatever its size and modification time say.
+"""
+import hashlib
+import json
+import struct
+from pathlib import Path
+from typing import Dict
+
+import torch
+from safetensors.torch import load as load_safetensors_bytes
+
+from .errors import ArchitectureMismatchError, ChecksumMismatchError, NotAWeightsFileError
+
+WEIGHTS_FORMAT = "vader-hub/1"
+HEADER_LENGTH_BYTES = 8
+MAX_HEADER_BYTES = 100_000_000
+
+
+def read_verified(path: Path, sha256: str, size: int) -> bytes:
+    """Read a file and return its bytes if their size and sha256 match.
+
+    Args:
+        path: the file.
+        sha256: the expected hex digest.
+        size: the expected size in bytes (checked first: a wrong size is caught without hashing).
+
+    Returns:
+        The file's bytes, which are exactly the bytes that were hashed.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ChecksumMismatchError: if the size or sha256 differ.
+    """
+    actual_size = Path(path).stat().st_size
+    if actual_size != size:
+        raise ChecksumMismatchError(f"{path} has {actual_size} bytes, the manifest says {size}")
+    data = Path(path).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise ChecksumMismatchError(f"{path} has sha256 {digest}, the manifest says {sha256}")
+    return data
+
+
+def read_metadata(data: bytes, origin: str) -> Dict[str, str]:
+    """The ``__metadata__`` of safetensors bytes, read from the header without deserialising tensors.
+
+    Raises:
+        NotAWeightsFileError: if ``data`` is not a safetensors file (e.g. a pickle).
+    """
+    not_safetensors = NotAWeightsFileError(
+        f"{origin} is not a safetensors file; vader-hub loads only safetensors (never pickles): convert "
+        "a torch.save'd state dict with `vader-hub weights export`"
+    )
+    if len(data) < HEADER_LENGTH_BYTES:
+        raise not_safetensors
+    (header_length,) = struct.unpack("<Q", data[:HEADER_LENGTH_BYTES])
+    if header_length > min(MAX_HEADER_BYTES, len(data) - HEADER_LENGTH_BYTES):
+        raise not_safetensors
+    try:
+        header = json.loads(data[HEADER_LENGTH_BYTES:HEADER_LENGTH_BYTES + header_length])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise not_safetensors from None
+    if not isinstance(header, dict):
+        raise not_safetensors
+    metadata = header.get("__metadata__") or {}
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def check_metadata(metadata: Dict[str, str], architecture: str, origin: str) -> None:
+    """Check that a file's metadata says it holds vader-hub weights of ``architecture``.
+
+    Raises:
+        NotAWeightsFileError: if the format or architecture is not recorded.
+        ArchitectureMismatchError: if the recorded architecture is another one.
+    """
+    recorded = metadata.get("architecture")
+    if metadata.get("format") != WEIGHTS_FORMAT or not recorded:
+        raise NotAWeightsFileError(
+            f"{origin} has no vader-hub metadata (format {metadata.get('format')!r}, architecture "
+            f"{recorded!r}); write weights files with `vader-hub weights export` or "
+            "vader_hub.weights.export_weights so they record their architecture"
+        )
+    if recorded != architecture:
+        raise ArchitectureMismatchError(
+            f"{origin} holds weights for {recorded}, not {architecture}; build {recorded} "
+            f"(timm.create_model({recorded!r}, ...)) or pick the file of {architecture}"
+        )
+
+
+def deserialize(data: bytes, architecture: str, origin: str) -> Dict[str, torch.Tensor]:
+    """Check the metadata of safetensors bytes, then turn them into a state dict.
+
+    Args:
+        data: the whole file's bytes (already verified, if a hash is known).
+        architecture: the model being built, e.g. ``"vader_r18_fpn"``.
+        origin: where the bytes came from, for messages.
+
+    Returns:
+        The state dict (CPU tensors).
+
+    Raises:
+        NotAWeightsFileError: if the bytes are not vader-hub safetensors.
+        ArchitectureMismatchError: if the file is for another architecture.
+    """
+    check_metadata(read_metadata(data, origin), architecture, origin)
+    try:
+        return load_safetensors_bytes(data)
+    except Exception as error:  # safetensors raises its own SafetensorError for corrupt payloads
+        raise NotAWeightsFileError(f"{origin} is a damaged safetensors file: {error}") from error
