@@ -86,10 +86,9 @@ def upsample_aligned(x: torch.Tensor, size: tuple[int, int], factor: int) -> tor
         height, width = x.shape[-2:]
     exact = ((height - 1) * factor + 1, (width - 1) * factor + 1)
     x = F.interpolate(x, size=exact, mode="bilinear", align_corners=True)  # (B, C, (h-1)f+1, (w-1)f+1)
-    pad_bottom, pad_right = max(size[0] - exact[0], 0), max(size[1] - exact[1], 0)
-    if pad_bottom or pad_right:
-        x = F.pad(x, (0, pad_right, 0, pad_bottom), mode="replicate")
-    return x[..., : size[0], : size[1]]  # (B, C, H, W)
+    # size - exact is in [0, factor - 1]; padding without a branch on it keeps H and W dynamic for
+    # torch.export and ONNX.
+    return F.pad(x, (0, size[1] - exact[1], 0, size[0] - exact[0]), mode="replicate")  # (B, C, H, W)
 
 
 def upsample_to_pixels(features: torch.Tensor, size: tuple[int, int], stride: int = STRIDE) -> torch.Tensor:

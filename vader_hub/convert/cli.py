@@ -1,0 +1,169 @@
+"""The ``vader-hub convert`` command: ResNet trunks in and out, and deployment exports.
+
+    vader-hub convert import moco_v2_800ep_pretrain.pth.tar --arch vader_r50_fpn --out moco_trunk.safetensors
+    vader-hub convert export vader_r50_fpn.safetensors --to torchvision --out r50_torchvision.pth
+    vader-hub convert export vader_r50_fpn.safetensors --to detectron2 --out r50_d2.pkl --decoder-out fpn.safetensors
+    vader-hub convert onnx --arch vader_r50_fpn --weights vader_r50_fpn.safetensors --out vader_r50_fpn.onnx
+    vader-hub convert torch-export --arch vader_r50_fpn --weights vader_r50_fpn.safetensors --out vader_r50_fpn.pt2
+
+See docs/interop.md for the layouts recognised and the detectron2 config to fine-tune with.
+"""
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+import timm
+from torch import nn
+
+from ..weights import WeightsError
+from .deploy import check_onnx, export_onnx, export_program, save_program
+from .export import EXPORT_TARGETS, export_decoder, export_trunk, save_decoder, save_export
+from .files import read_checkpoint
+from .trunk import TRUNK_PREFIX, load_trunk, save_trunk
+
+USAGE_ERROR = 2
+USER_ERRORS = (ValueError, TypeError, OSError, ImportError, WeightsError)
+
+
+def register(subparsers: "argparse._SubParsersAction") -> None:
+    """Add ``convert`` with its sub-commands ``import``, ``export``, ``onnx``, ``torch-export``."""
+    parser = subparsers.add_parser(
+        "convert", help="import ResNet trunks from MoCo/DenseCL/PixPro/torchvision/timm; export to other frameworks",
+        description="Move ResNet trunks between vader-hub and other projects, and export whole networks for serving.",
+    )
+    commands = parser.add_subparsers(dest="convert_command", metavar="COMMAND", required=True)
+    _register_import(commands)
+    _register_export(commands)
+    _register_deploy(commands)
+
+
+def _register_import(commands: "argparse._SubParsersAction") -> None:
+    parser = commands.add_parser(
+        "import", help="take the ResNet trunk out of a checkpoint (layout detected) into a safetensors file",
+        description="Detect a checkpoint's layout (MoCo v1/v2/v3, DenseCL, PixPro, torchvision, timm, vader-hub), "
+        "check its trunk against --arch and write it as trunk.* safetensors (a trainer --init file).",
+    )
+    parser.add_argument("checkpoint", type=Path, metavar="IN", help="checkpoint file (.pth, .pth.tar, .safetensors)")
+    parser.add_argument("--arch", required=True, help="vader-hub architecture, e.g. vader_r50_fpn")
+    parser.add_argument("--out", type=Path, required=True, help="output .safetensors file")
+    parser.add_argument("--container", help="top-level key holding the state dict (overrides detection)")
+    parser.add_argument("--prefix", help="name prefix before the ResNet names, e.g. 'module.encoder_q.'")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.set_defaults(func=run_import)
+
+
+def _register_export(commands: "argparse._SubParsersAction") -> None:
+    parser = commands.add_parser(
+        "export", help="export a vader-hub trunk to torchvision, timm or detectron2 (and the decoder separately)",
+        description="Write the trunk of a vader-hub weights file, trunk file or trainer checkpoint in another "
+        "framework's names: torchvision/timm (.pth or .safetensors), detectron2 (.pkl).",
+    )
+    parser.add_argument("weights", type=Path, metavar="IN",
+                        help="vader-hub weights or trunk .safetensors, or a trainer checkpoint.pt")
+    parser.add_argument("--to", required=True, choices=EXPORT_TARGETS, help="target framework")
+    parser.add_argument("--out", type=Path, required=True, help="output file (.pth/.safetensors; .pkl for detectron2)")
+    parser.add_argument("--decoder-out", type=Path, help="also write the FPN decoder (decoder.*) to this .safetensors")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.set_defaults(func=run_export)
+
+
+def _register_deploy(commands: "argparse._SubParsersAction") -> None:
+    for name, help_text, suffix in (
+        ("onnx", "export the whole network to ONNX (dynamic batch, H, W) and check it with onnxruntime", ".onnx"),
+        ("torch-export", "export the whole network with torch.export (dynamic batch, H, W)", ".pt2"),
+    ):
+        parser = commands.add_parser(name, help=help_text, description=help_text + ".")
+        parser.add_argument("--arch", required=True, help="vader-hub architecture, e.g. vader_r50_fpn")
+        parser.add_argument("--weights", type=Path,
+                            help="vader-hub weights .safetensors (default: the manifest's pretrained weights)")
+        parser.add_argument("--out", type=Path, required=True, help=f"output {suffix} file")
+        parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+        if name == "onnx":
+            parser.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
+        parser.set_defaults(func=run_onnx if name == "onnx" else run_torch_export)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    """Import a trunk and write it; prints what was detected. Returns the exit code."""
+    try:
+        trunk = load_trunk(args.checkpoint, args.arch, container=args.container, prefix=args.prefix)
+        save_trunk(trunk, args.out, overwrite=args.overwrite)
+    except USER_ERRORS as error:
+        return _fail(error)
+    print(trunk.summary())
+    print(f"wrote {args.out} ({len(trunk.state_dict)} tensors)")
+    return 0
+
+
+def _vader_state_dict(content: Mapping[str, Any], source: Path) -> Mapping[str, Any]:
+    """The vader-named state dict of a weights/trunk file, or a trainer checkpoint's ``encoder``."""
+    if any(str(name).startswith(TRUNK_PREFIX) for name in content):
+        return content
+    encoder = content.get("encoder")
+    if isinstance(encoder, Mapping) and any(str(name).startswith(TRUNK_PREFIX) for name in encoder):
+        return encoder
+    raise ValueError(
+        f"{source} is not a vader-hub weights, trunk or trainer file (no 'trunk.*' tensors; top-level keys "
+        f"{list(content)[:10]}); import other checkpoints first with 'vader-hub convert import'"
+    )
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Export a trunk (and optionally the decoder); returns the exit code."""
+    try:
+        checkpoint = read_checkpoint(args.weights)
+        state_dict = _vader_state_dict(checkpoint.content, args.weights)
+        save_export(export_trunk(state_dict, to=args.to), args.to, args.out, overwrite=args.overwrite)
+        if args.decoder_out is not None:
+            architecture = checkpoint.metadata.get("architecture", "unknown")
+            save_decoder(export_decoder(state_dict), args.decoder_out, architecture, overwrite=args.overwrite)
+    except USER_ERRORS as error:
+        return _fail(error)
+    print(f"wrote the trunk in {args.to} layout to {args.out}")
+    if args.to == "detectron2":
+        print("detectron2 config: MODEL.RESNETS.STRIDE_IN_1X1 False, INPUT.FORMAT RGB, "
+              "PIXEL_MEAN [123.675, 116.280, 103.530], PIXEL_STD [58.395, 57.120, 57.375] (docs/interop.md)")
+    if args.decoder_out is not None:
+        print(f"wrote the FPN decoder to {args.decoder_out}")
+    return 0
+
+
+def _build_model(architecture: str, weights: Optional[Path]) -> nn.Module:
+    known = timm.list_models("vader_*")
+    if architecture not in known:
+        raise ValueError(f"unknown architecture {architecture!r}; choose one of {known}")
+    overlay: Dict[str, Any] = {"file": str(weights)} if weights is not None else {}
+    return timm.create_model(architecture, pretrained=True, pretrained_cfg_overlay=overlay).eval()
+
+
+def run_onnx(args: argparse.Namespace) -> int:
+    """Export to ONNX and, unless ``--no-check``, compare with PyTorch; returns the exit code."""
+    try:
+        model = _build_model(args.arch, args.weights)
+        export_onnx(model, args.out, overwrite=args.overwrite)
+        checks = [] if args.no_check else check_onnx(model, args.out)
+    except USER_ERRORS as error:
+        return _fail(error)
+    print(f"wrote {args.out} (input 'images' (B, 3, H, W), H, W >= 33; output 'features')")
+    for check in checks:
+        verdict = "ok" if check.passed else f"FAILED {check.error}".strip()
+        print(f"  onnxruntime vs PyTorch at {check.height}x{check.width}: "
+              f"max abs {check.max_abs:.2e}, max rel {check.max_rel:.2e}  {verdict}")
+    return 0 if all(check.passed for check in checks) else 1
+
+
+def run_torch_export(args: argparse.Namespace) -> int:
+    """Export with ``torch.export`` and save the ``.pt2``; returns the exit code."""
+    try:
+        model = _build_model(args.arch, args.weights)
+        save_program(export_program(model), args.out, overwrite=args.overwrite)
+    except USER_ERRORS as error:
+        return _fail(error)
+    print(f"wrote {args.out}: torch.export.load('{args.out}').module()(images)")
+    return 0
+
+
+def _fail(error: BaseException) -> int:
+    print(f"vader-hub convert: error: {error}", file=sys.stderr)
+    return USAGE_ERROR
