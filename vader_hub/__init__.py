@@ -8,6 +8,7 @@
     torch.Size([1, 128, 56, 56])
 """
 from . import models
+from .features import correspondence_image, extract_dense_features, match_features, pca_image
 
 __version__ = "0.1.0"
-__all__ = ["models"]
+__all__ = ["correspondence_image", "extract_dense_features", "match_features", "models", "pca_image"]

@@ -1,0 +1,195 @@
+"""The ``vader-hub extract`` and ``vader-hub match`` sub-commands.
+
+    vader-hub extract photos/*.jpg --out feats/                   # default pretrained vader_r50_fpn
+    vader-hub extract a.jpg b.png --model vader_r18_fpn.<tag> --short-side 448 --out feats/
+    vader-hub extract a.jpg --weights my_run.safetensors --out feats/
+    vader-hub match left.jpg right.jpg --out match.png
+
+``extract`` writes, per image, ``<stem>.safetensors`` (tensor ``features``, (128, ceil(H/4),
+ceil(W/4)), L2-normalised; metadata ``model``, ``tag``, ``weights``, ``stride``, ``input_size`` and
+``image_size`` as JSON (height, width) pairs, ``source``) and ``<stem>_pca.png``. An image that cannot
+be read is reported and skipped (exit code 1); the others are still written.
+"""
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Dict, Tuple
+
+import timm
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+from tqdm import tqdm
+
+from ..models.cells import STRIDE
+from .extract import DEFAULT_MODEL, extract_dense_features, parse_device, resolve_model
+from .inputs import load_image, target_size
+from .matching import MATCH_MODES, Matches, match_features, rescale_points
+from .pictures import correspondence_image, pca_image
+
+USAGE_ERROR = 2
+
+
+def register(subparsers: "argparse._SubParsersAction") -> None:
+    """Add the ``extract`` and ``match`` sub-commands to the ``vader-hub`` parser."""
+    extract = subparsers.add_parser(
+        "extract", help="dense features of images -> .safetensors files and PCA pictures",
+        description="Write each image's dense features (<stem>.safetensors) and PCA picture (<stem>_pca.png).",
+    )
+    extract.add_argument("images", nargs="+", metavar="IMG", help="image files")
+    _add_common_options(extract)
+    extract.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
+    extract.set_defaults(func=run_extract)
+
+    match = subparsers.add_parser(
+        "match", help="match two images and draw the correspondences",
+        description="Match two images' dense features and draw the best matches side by side.",
+    )
+    match.add_argument("image_a", metavar="A", help="first image file")
+    match.add_argument("image_b", metavar="B", help="second image file")
+    _add_common_options(match)
+    match.add_argument("--out", required=True, type=Path, metavar="PNG", help="output picture")
+    match.add_argument("--mode", choices=MATCH_MODES, default="mutual", help="mutual or dense nearest neighbours")
+    match.add_argument("--max-lines", type=_positive_int, default=100, help="draw this many best matches (default 100)")
+    match.set_defaults(func=run_match)
+
+
+def _add_common_options(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--model", metavar="NAME", help=f"pretrained model name[.tag] (default {DEFAULT_MODEL})")
+    source.add_argument("--weights", type=Path, metavar="FILE", help="a vader-hub .safetensors weights file")
+    parser.add_argument("--short-side", type=_positive_int, metavar="N", help="resize so the shorter side is N pixels")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default cpu)")
+    parser.add_argument("--autocast", action="store_true", help="run the network in bfloat16 autocast")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    """Extract and save the features and PCA picture of every image; returns the exit code."""
+    stems = [Path(path).stem for path in args.images]
+    duplicates = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if duplicates:
+        return _fail(f"several images share the file stem(s) {duplicates}; their outputs would overwrite each other")
+    inputs = {Path(path).resolve() for path in args.images}
+    outputs = [args.out / name for stem in stems for name in (f"{stem}.safetensors", f"{stem}_pca.png")]
+    overwritten = [str(path) for path in outputs if path.resolve() in inputs]
+    if overwritten:
+        return _fail(f"writing {overwritten} would overwrite input images; pick another --out folder")
+    try:
+        model, provenance = _build_model(args)
+    except (ValueError, TypeError, OSError) as error:
+        return _fail(str(error))
+    args.out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for path, stem in zip(tqdm(args.images, desc="extract", unit="img"), stems, strict=True):
+        try:
+            _extract_one(Path(path), args.out / stem, model, provenance, args)
+        except (ValueError, TypeError, OSError) as error:
+            failures += 1
+            tqdm.write(f"vader-hub extract: skipped {path}: {error}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _extract_one(path: Path, out_stem: Path, model: nn.Module, provenance: Dict[str, str], args) -> None:
+    image = load_image(path)  # (3, H, W)
+    image_size = tuple(image.shape[-2:])
+    input_size = target_size(*image_size, short_side=args.short_side)
+    features = extract_dense_features(image, model, short_side=args.short_side, autocast=args.autocast)
+    metadata = dict(
+        provenance, stride=str(STRIDE), input_size=json.dumps(list(input_size)),
+        image_size=json.dumps(list(image_size)), source=path.name,
+    )
+    tensors = {"features": features.contiguous().cpu()}
+    _write_atomically(out_stem.with_suffix(".safetensors"), lambda name: save_file(tensors, name, metadata=metadata))
+    picture = pca_image(features, image_size=input_size)
+    _write_atomically(out_stem.with_name(out_stem.name + "_pca.png"), lambda name: picture.save(name, format="PNG"))
+
+
+def run_match(args: argparse.Namespace) -> int:
+    """Match two images and save the correspondence picture; returns the exit code."""
+    try:
+        matches = _match(args)
+    except (ValueError, TypeError, OSError) as error:
+        return _fail(str(error))
+    print(f"{len(matches)} {args.mode} matches, best {min(args.max_lines, len(matches))} drawn in {args.out}")
+    return 0
+
+
+def _match(args: argparse.Namespace) -> Matches:
+    model, _ = _build_model(args)
+    images = [load_image(args.image_a), load_image(args.image_b)]  # (3, H, W) each
+    features = extract_dense_features(images, model, short_side=args.short_side, autocast=args.autocast)
+    matches = match_features(features[0], features[1], mode=args.mode)
+    drawn_sizes = [tuple(image.shape[-2:]) for image in images]
+    matched_sizes = [target_size(*size, short_side=args.short_side) for size in drawn_sizes]
+    matches = Matches(
+        points_a=rescale_points(matches.points_a, matched_sizes[0], drawn_sizes[0]),
+        points_b=rescale_points(matches.points_b, matched_sizes[1], drawn_sizes[1]),
+        scores=matches.scores,
+    )
+    picture = correspondence_image(images[0], images[1], matches, max_lines=args.max_lines)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(args.out, lambda name: picture.save(name, format="PNG"))
+    return matches
+
+
+def _build_model(args: argparse.Namespace) -> Tuple[nn.Module, Dict[str, str]]:
+    """The model the options name, and its provenance for the output metadata."""
+    if args.weights is None:
+        model, _ = resolve_model(args.model or DEFAULT_MODEL, args.device)
+    else:
+        architecture = _weights_architecture(args.weights)
+        model = timm.create_model(architecture, pretrained=True, pretrained_cfg_overlay=dict(file=str(args.weights)))
+        model = model.eval().to(parse_device(args.device) or torch.device("cpu"))
+    config = model.pretrained_cfg
+    provenance = dict(
+        model=config.get("architecture") or "", tag=config.get("tag") or "",
+        weights=args.weights.name if args.weights is not None else "",
+    )
+    return model, provenance
+
+
+def _weights_architecture(path: Path) -> str:
+    """The architecture a vader-hub weights file declares in its safetensors metadata."""
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"{path} is not a safetensors file: {error}") from error
+    architecture = metadata.get("architecture")
+    if architecture not in timm.list_models("vader_*"):
+        raise ValueError(
+            f"{path} declares architecture {architecture!r}, not a VADeR model; export weights with vader-hub"
+        )
+    return architecture
+
+
+def _write_atomically(path: Path, write: Callable[[str], None]) -> None:
+    """Write through a temporary file in the same folder, so a crash never leaves a partial output."""
+    temporary = str(path.with_name(f".{path.name}.{os.getpid()}.tmp"))  # created by the writer: usual permissions
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _fail(message: str) -> int:
+    print(f"vader-hub: error: {message}", file=sys.stderr)
+    return USAGE_ERROR
+

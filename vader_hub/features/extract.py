@@ -1,0 +1,248 @@
+"""Dense features in one call: ``extract_dense_features(img)`` -> a 128-d feature per stride-4 cell.
+
+    >>> import vader_hub
+    >>> feats = vader_hub.extract_dense_features("photo.jpg")                   # (128, ceil(H/4), ceil(W/4))
+    >>> feats = vader_hub.extract_dense_features(images, "vader_r50_fpn", short_side=448)
+    >>> pixels = vader_hub.extract_dense_features(img, upsample=True)           # (128, H, W)
+
+Images of any size are accepted: no multiple-of-a-patch rule, and images under the network's
+32-pixel minimum are padded (edge pixels repeated on the bottom and right) and the result cropped to
+their own cells. Images of one size are batched together; a list of mixed sizes gives a list of maps.
+"""
+import contextlib
+import functools
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import timm
+import torch
+import torch.nn.functional as F
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from torch import nn
+
+from ..models import MIN_INPUT_SIZE
+from ..models.cells import STRIDE, output_size, upsample_to_pixels
+from .inputs import MAX_PIXELS, ImageInput, load_images, resize, target_size
+
+DEFAULT_MODEL = "vader_r50_fpn"
+ModelInput = Union[None, str, nn.Module]
+
+
+def extract_dense_features(
+    img: Union[ImageInput, Sequence[ImageInput]],
+    model: ModelInput = None,
+    *,
+    size: Optional[Tuple[int, int]] = None,
+    short_side: Optional[int] = None,
+    upsample: bool = False,
+    normalize: bool = True,
+    device: Union[None, str, torch.device] = None,
+    batch_size: int = 8,
+    autocast: bool = False,
+    max_pixels: int = MAX_PIXELS,
+) -> Union[torch.Tensor, List[torch.Tensor]]:
+    """Dense VADeR features of one image or many, at the images' own size.
+
+    The network runs under ``torch.inference_mode``; the returned tensors are ordinary tensors (not
+    inference tensors), so they can feed a trainable probe directly. All images of one call are decoded
+    and held in memory as float32 first, so pass long lists of large files in chunks.
+
+    Args:
+        img: A PIL image, a path, a numpy array (HxW or HxWxC, uint8, uint16 or float in [0, 1]), a torch
+            tensor (CxHxW or BxCxHxW, likewise), or a list of these of any sizes. See
+            :mod:`vader_hub.features.inputs` for modes, EXIF orientation and alpha.
+        model: An ``nn.Module`` (used as it is, on its own device, in eval mode for the call), or a timm
+            name, ``"vader_r50_fpn"`` or ``"vader_r50_fpn.<tag>"``, which is always built with its
+            pretrained weights (the default tag if none is given) and cached for later calls. None
+            means ``"vader_r50_fpn"``. For random weights pass ``timm.create_model("vader_r18_fpn")``.
+        size: Resize every image to this exact (height, width) first.
+        short_side: Resize every image so its shorter side is this long, keeping the aspect ratio.
+        upsample: Return one feature per input pixel, (C, H, W), sampled at each pixel's place in the
+            cell convention (:func:`vader_hub.models.cells.upsample_to_pixels`).
+        normalize: L2-normalise every feature along C (after upsampling).
+        device: Device to run on; default: the module's own device, or CPU for a named model.
+        batch_size: Images per forward pass (images of one size are batched together).
+        autocast: Run the network under bfloat16 autocast; the result is still float32.
+        max_pixels: Refuse images larger than this (H * W after resizing), as they would exhaust memory.
+
+    Returns:
+        Float32 features on ``device``: (C, h, w) for one image with h, w = ceil(H/4), ceil(W/4) of the
+        (resized) image; (N, C, h, w) for a batch or list of images of one size; a list of (C, h, w)
+        maps for a list of mixed sizes. With ``upsample=True``, h, w = H, W.
+
+    Raises:
+        TypeError: For an unsupported image type or dtype, or a ``model`` that is not a name or module.
+        ValueError: For a bad image (empty, zero-size, NaN or inf, out of range, wrong channels or dims,
+            unreadable file), an image over ``max_pixels``, an unknown model name, a ``device`` unlike
+            the module's, or a model whose output is not a stride-4 map.
+        FileNotFoundError: For a missing image file, or (``vader_hub.weights``) pretrained weights that
+            cannot be found offline.
+    """
+    _check_positive_int("batch_size", batch_size)
+    _check_positive_int("max_pixels", max_pixels)
+    loaded = load_images(img)  # every image is decoded up front: pass long lists of big files in chunks
+    images = [resize(image, target_size(*image.shape[-2:], size, short_side)) for image in loaded.images]
+    _check_pixel_limit(images, max_pixels)
+    network, run_device = resolve_model(model, device)
+    outputs = []
+    with _evaluation_mode(network):
+        for indices in _batches_of_one_size(images, batch_size):
+            raw = _forward(network, [images[i] for i in indices], run_device, autocast)  # (n, C, h, w)
+            outputs.append((indices, _finish(raw, tuple(images[indices[0]].shape[-2:]), upsample, normalize)))
+    return _assemble(outputs, len(images), loaded.single)
+
+
+def resolve_model(model: ModelInput, device: Union[None, str, torch.device] = None) -> Tuple[nn.Module, torch.device]:
+    """The network and device :func:`extract_dense_features` runs on.
+
+    Args:
+        model: None, a timm name (``"vader_r50_fpn"``, ``"vader_r50_fpn.<tag>"``), or an ``nn.Module``.
+        device: The device asked for, or None.
+
+    Returns:
+        The module (a cached pretrained model for a name) and the device to run on.
+
+    Raises:
+        TypeError: If ``model`` is neither a name nor a module.
+        ValueError: For an unknown name, an unavailable or unknown device, or a device unlike the module's.
+    """
+    requested = parse_device(device)
+    if model is None or isinstance(model, str):
+        run_device = requested or torch.device("cpu")
+        return _named_model(model or DEFAULT_MODEL, str(run_device)), run_device
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be None, a model name or an nn.Module, got {type(model).__name__}")
+    parameter = next(model.parameters(), None)
+    own_device = parameter.device if parameter is not None else torch.device("cpu")
+    if requested is not None and (
+        requested.type != own_device.type or requested.index not in (None, own_device.index)
+    ):
+        raise ValueError(
+            f"the model is on {own_device} but device={str(requested)!r}; move it first (model.to(device)) "
+            "or leave device=None to run where the model is"
+        )
+    return model, own_device
+
+
+def parse_device(device: Union[None, str, torch.device]) -> Optional[torch.device]:
+    """``device`` as a ``torch.device`` (None stays None).
+
+    Raises:
+        ValueError: For an unknown device string, or CUDA where it is not available.
+    """
+    if device is None:
+        return None
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"unknown device {device!r}: {error}") from error
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r} but CUDA is not available here; use device='cpu'")
+    return parsed
+
+
+@functools.lru_cache(maxsize=2)
+def _named_model(name: str, device: str) -> nn.Module:
+    """Build a pretrained VADeR model once per (name, device); later calls reuse it."""
+    architecture = name.split(".", 1)[0]
+    known = timm.list_models("vader_*")
+    if architecture not in known:
+        raise ValueError(
+            f"unknown model {name!r}; the VADeR models are {known} (optionally with '.<tag>'); "
+            "for anything else, build the model yourself and pass the module"
+        )
+    if "." in name and name not in timm.list_pretrained(f"{architecture}.*"):
+        published = timm.list_pretrained(f"{architecture}.*") or "none"
+        raise ValueError(f"unknown pretrained tag in {name!r}; published weights for {architecture}: {published}")
+    return timm.create_model(name, pretrained=True).eval().to(device)
+
+
+@contextlib.contextmanager
+def _evaluation_mode(module: nn.Module) -> Iterator[None]:
+    """Put a module in eval mode for a block, then restore every submodule's own training flag."""
+    flags = [sub.training for sub in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for sub, flag in zip(module.modules(), flags, strict=True):
+            sub.training = flag
+
+
+def _batches_of_one_size(images: List[torch.Tensor], batch_size: int) -> List[List[int]]:
+    """Indices of the images, grouped by size (in order of first appearance), in chunks of ``batch_size``."""
+    groups: Dict[Tuple[int, int], List[int]] = {}
+    for index, image in enumerate(images):
+        groups.setdefault(tuple(image.shape[-2:]), []).append(index)
+    return [
+        group[start : start + batch_size] for group in groups.values() for start in range(0, len(group), batch_size)
+    ]
+
+
+def _forward(network: nn.Module, images: List[torch.Tensor], device: torch.device, autocast: bool) -> torch.Tensor:
+    """Normalise, pad to the network's minimum and run one batch of same-size images; raw (n, C, h, w)."""
+    height, width = images[0].shape[-2:]
+    config = getattr(network, "pretrained_cfg", None) or {}
+    mean = torch.tensor(config.get("mean", IMAGENET_DEFAULT_MEAN), device=device).view(1, 3, 1, 1)
+    std = torch.tensor(config.get("std", IMAGENET_DEFAULT_STD), device=device).view(1, 3, 1, 1)
+    batch = torch.stack(images).to(device, non_blocking=True)  # (n, 3, H, W), our own copy
+    batch.sub_(mean).div_(std)
+    minimum = config.get("min_input_size", (3, MIN_INPUT_SIZE, MIN_INPUT_SIZE))[-1]
+    pad_bottom, pad_right = max(minimum - height, 0), max(minimum - width, 0)
+    if pad_bottom or pad_right:
+        batch = F.pad(batch, (0, pad_right, 0, pad_bottom), mode="replicate")  # (n, 3, >=32, >=32)
+    run = getattr(network, "forward_features", network)
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+        output = run(batch)  # (n, C, ceil(H'/4), ceil(W'/4))
+    expected = output_size(*batch.shape[-2:], stride=STRIDE)
+    if not isinstance(output, torch.Tensor) or output.dim() != 4 or tuple(output.shape[-2:]) != expected:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ValueError(
+            f"the model maps a {tuple(batch.shape)} batch to {shape}, not a (B, C, {expected[0]}, {expected[1]}) "
+            "stride-4 map; extract_dense_features needs a dense model such as vader_r50_fpn"
+        )
+    cells = output_size(height, width, stride=STRIDE)
+    return output[..., : cells[0], : cells[1]]  # (n, C, ceil(H/4), ceil(W/4))
+
+
+def _finish(raw: torch.Tensor, image_size: Tuple[int, int], upsample: bool, normalize: bool) -> torch.Tensor:
+    """Upsample and L2-normalise outside inference mode, so the result is an ordinary float32 tensor."""
+    with torch.no_grad():
+        features = raw.float()
+        if upsample:
+            features = upsample_to_pixels(features, image_size, stride=STRIDE)  # (n, C, H, W)
+        if normalize:
+            features = F.normalize(features, dim=1)
+        return features.clone() if features.is_inference() else features
+
+
+def _assemble(
+    outputs: List[Tuple[List[int], torch.Tensor]], count: int, single: bool
+) -> Union[torch.Tensor, List[torch.Tensor]]:
+    """Put the per-batch maps back in input order: one map, one (N, C, h, w) batch, or a list."""
+    if single:
+        return outputs[0][1][0]  # (C, h, w)
+    if len(outputs) == 1:
+        return outputs[0][1]  # one batch held every image: (N, C, h, w), no copy
+    per_image: List[torch.Tensor] = [None] * count
+    for indices, batch in outputs:
+        for position, index in enumerate(indices):
+            per_image[index] = batch[position]  # (C, h, w)
+    if len({tuple(features.shape) for features in per_image}) == 1:
+        return torch.stack(per_image)  # (N, C, h, w)
+    return per_image
+
+
+def _check_pixel_limit(images: List[torch.Tensor], max_pixels: int) -> None:
+    for index, image in enumerate(images):
+        height, width = image.shape[-2:]
+        if height * width > max_pixels:
+            raise ValueError(
+                f"image {index} is {height}x{width} = {height * width / 1e6:.1f} megapixels, over the limit of "
+                f"max_pixels={max_pixels}; pass short_side= or size= to shrink it, or raise max_pixels if you "
+                "have the memory (vader_r50_fpn on CPU needs about 0.4 GB per megapixel)"
+            )
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
