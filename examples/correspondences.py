@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 import timm
 import torch
 
-from vader_hub.features import correspondence_image, extract_dense_features, match_features
+from vader_hub import correspondence_image, extract_dense_features, match_features
 from vader_hub.features.inputs import load_image, resize
 
 

@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 import timm
 from PIL import Image
 
-from vader_hub.features import extract_dense_features, pca_image
+from vader_hub import extract_dense_features, pca_image
 from vader_hub.features.inputs import load_image, target_size
 
 

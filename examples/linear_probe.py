@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from vader_hub.features import extract_dense_features
+from vader_hub import extract_dense_features
 from vader_hub.models.cells import upsample_to_pixels
 
 NUM_CLASSES = 3
