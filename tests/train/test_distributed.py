@@ -1,0 +1,42 @@
+"""Two gloo processes under torchrun compute what one process computes with the same global batch."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import torch
+
+from .test_resume import REPO, environment, trainer_command
+
+
+def logged_losses(run_dir):
+    return [json.loads(line)["loss"] for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def test_two_processes_match_one_process(tiny_config, tmp_path):
+    # a moderate learning rate: the smoke preset's high one amplifies float round-off step by step
+    config = dataclasses.replace(tiny_config, steps=3, checkpoint_every=3, base_lr=0.1)
+    single_dir, double_dir = tmp_path / "one", tmp_path / "two"
+    single = subprocess.Popen(trainer_command(config, single_dir), env=environment(), cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = trainer_command(config, double_dir)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                *command[1:]]
+    double = subprocess.run(torchrun, env=environment(), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert double.returncode == 0, double.stderr[-3000:]
+    assert single.wait(timeout=300) == 0, single.stderr.read().decode()[-3000:]
+
+    assert torch.allclose(torch.tensor(logged_losses(double_dir)), torch.tensor(logged_losses(single_dir)),
+                          rtol=1e-5)
+    one = torch.load(single_dir / "checkpoint.pt", weights_only=True)
+    two = torch.load(double_dir / "checkpoint.pt", weights_only=True)
+    for part in ("encoder", "momentum_encoder"):
+        for name, tensor in one[part].items():
+            if tensor.is_floating_point():  # float tolerance: relative to the tensor's norm
+                error = (two[part][name] - tensor).norm()
+                assert error <= 1e-4 * tensor.norm() + 1e-6, f"{part}.{name} differs by {error:.2e}"
+    changed = [name for name, tensor in one["encoder"].items()
+               if tensor.is_floating_point() and not torch.equal(tensor, one["momentum_encoder"][name])]
+    assert changed, "training must have moved the encoder away from the momentum encoder"
+    assert torch.allclose(two["queue"], one["queue"], atol=1e-5) and torch.equal(two["queue_ids"], one["queue_ids"])

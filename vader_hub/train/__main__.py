@@ -1,0 +1,8 @@
+"""`python -m vader_hub.train ...` (also under torchrun): the same parser as `vader-hub train`."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""`vader-hub train` and `python -m vader_hub.train`: the same parser, one flag per config field.
+
+    python -m vader_hub.train --preset smoke --data photos/ --out-dir runs/smoke
+    python -m vader_hub.train --data photos/ --model vader_r18_fpn --image-size 128 --batch-size 32 --steps 2000
+    python -m vader_hub.train --resume runs/smoke --steps 60        # continue, here for longer
+    torchrun --nproc_per_node 2 -m vader_hub.train --preset smoke --data photos/
+
+Every `TrainConfig` field is a flag (`batch_size` -> `--batch-size`; booleans also take `--no-...`;
+`none` clears an optional field). Flags override the preset (default `paper`) or, with `--resume`,
+the checkpoint's own config.
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+import typing
+
+from .checkpoint import load_checkpoint
+from .config import PRESETS, TrainConfig, apply_overrides, config_from_dict, field_types, preset
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the trainer's options to `parser` (shared by both entry points)."""
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper",
+                        help="the base settings that the flags below override (default: paper)")
+    parser.add_argument("--resume", metavar="RUN_OR_CHECKPOINT",
+                        help="continue a run exactly from its folder or checkpoint file; flags override its config")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (the JSONL log is still written)")
+    defaults = TrainConfig()
+    for field in dataclasses.fields(TrainConfig):
+        annotation = field_types()[field.name]
+        default = getattr(defaults, field.name)
+        flags = [_flag(field.name)] + (["--out"] if field.name == "out_dir" else [])
+        if bool in typing.get_args(annotation) or annotation is bool:
+            parser.add_argument(*flags, dest=field.name, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=f"paper default: {default}")
+        else:
+            parser.add_argument(*flags, dest=field.name, metavar=field.name.upper(), default=argparse.SUPPRESS,
+                                help=f"paper default: {default}")
+
+
+def register(subparsers) -> None:
+    """Add the `train` sub-command to the `vader-hub` parser."""
+    parser = subparsers.add_parser("train", help="train a VADeR network (CPU, one GPU, or many with torchrun)",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The config the arguments describe: preset (or resumed config) plus the given flags.
+
+    Raises:
+        ValueError: for unparsable or inconsistent values.
+        FileNotFoundError: for a missing `--resume` checkpoint.
+    """
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    base = config_from_dict(load_checkpoint(args.resume)["config"]) if args.resume else preset(args.preset)
+    return apply_overrides(base, overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run training for parsed arguments; returns the exit code (0 done, 1 stopped on a bad loss, 2 bad input)."""
+    from .loop import NonFiniteLossError, train
+
+    try:
+        config = config_from_args(args)
+        result = train(config, resume=args.resume, show_progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"vader-hub train: error: {error}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as error:
+        print(f"vader-hub train: stopped: {error}", file=sys.stderr)
+        return 1
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary
+        if result.export is not None:
+            print(f"exported {result.export.weights} (sha256 {result.export.sha256})")
+        print(f"done: {result.steps} steps in {result.wall_time_s:.0f} s; checkpoint {result.checkpoint}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m vader_hub.train`: the `train` sub-command's parser on its own."""
+    parser = argparse.ArgumentParser(prog="python -m vader_hub.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
