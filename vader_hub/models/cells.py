@@ -20,6 +20,11 @@ import torch.nn.functional as F
 STRIDE = 4
 
 
+def _floating(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as a floating tensor, keeping float64 (exact correspondences need it)."""
+    return x if x.is_floating_point() else x.float()
+
+
 def output_size(height: int, width: int, stride: int = STRIDE) -> tuple[int, int]:
     """Size of the stride-``stride`` map for an input of ``height`` x ``width`` pixels.
 
@@ -44,9 +49,9 @@ def cell_to_pixel(cells: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
         stride: Stride of the map.
 
     Returns:
-        Pixel coordinates, ``stride * cells``, as a float tensor.
+        Pixel coordinates, ``stride * cells``, floating (float64 stays float64).
     """
-    return cells.float() * stride
+    return _floating(cells) * stride
 
 
 def pixel_to_cell(pixels: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
@@ -57,9 +62,9 @@ def pixel_to_cell(pixels: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
         stride: Stride of the map.
 
     Returns:
-        Fractional cell coordinates, ``pixels / stride``.
+        Fractional cell coordinates, ``pixels / stride``, floating (float64 stays float64).
     """
-    return pixels.float() / stride
+    return _floating(pixels) / stride
 
 
 def upsample_aligned(x: torch.Tensor, size: tuple[int, int], factor: int) -> torch.Tensor:
@@ -86,9 +91,12 @@ def upsample_aligned(x: torch.Tensor, size: tuple[int, int], factor: int) -> tor
         height, width = x.shape[-2:]
     exact = ((height - 1) * factor + 1, (width - 1) * factor + 1)
     x = F.interpolate(x, size=exact, mode="bilinear", align_corners=True)  # (B, C, (h-1)f+1, (w-1)f+1)
-    # size - exact is in [0, factor - 1]; padding without a branch on it keeps H and W dynamic for
-    # torch.export and ONNX.
-    return F.pad(x, (0, size[1] - exact[1], 0, size[0] - exact[0]), mode="replicate")  # (B, C, H, W)
+    # size - exact is in [0, factor - 1]: repeat the last row and column by gathering clamped indices.
+    # Unlike a branch or a crop, this keeps H and W dynamic for torch.export and ONNX, and unlike a
+    # replicate pad it compiles in backward with torch.compile on CPU.
+    rows = torch.arange(size[0], device=x.device).clamp(max=exact[0] - 1)
+    cols = torch.arange(size[1], device=x.device).clamp(max=exact[1] - 1)
+    return x.index_select(-2, rows).index_select(-1, cols)  # (B, C, H, W)
 
 
 def upsample_to_pixels(features: torch.Tensor, size: tuple[int, int], stride: int = STRIDE) -> torch.Tensor:
