@@ -59,7 +59,7 @@ def demo_config(data: Path, out_dir: Path, steps: int) -> TrainConfig:
     """The demo's training run: the smoke preset's tiny recipe on the bundled photos, longer."""
     return dataclasses.replace(
         preset("smoke"), data=str(data), out_dir=str(out_dir), steps=steps, image_size=96, source_short_side=128,
-        batch_size=4, bn_group_size=4,
+        batch_size=4, bn_group_size=2,
         checkpoint_every=max(steps // 2, 1), log_every=10, weights_tag=TAG, weights_license="cc0-1.0",
     )
 
