@@ -10,7 +10,9 @@ Imports live inside the entry points: torch.hub imports this file before it chec
 so a missing package is then reported by name instead of failing at import.
 """
 
-dependencies = ["torch", "torchvision", "timm", "safetensors", "huggingface_hub", "requests", "PIL", "numpy"]
+dependencies = [
+    "torch", "torchvision", "timm", "safetensors", "huggingface_hub", "requests", "PIL", "numpy", "filelock", "tqdm",
+]
 
 
 def _make_vader(name: str, pretrained: bool, tag: str | None, **kwargs):

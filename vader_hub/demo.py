@@ -123,7 +123,8 @@ def zoomed_view(image: Image.Image) -> Image.Image:
 
 def write_pictures(model: torch.nn.Module, photo: Path, out_dir: Path) -> tuple[Path, Path]:
     """The PCA picture of ``photo`` and its correspondences with a zoomed view; returns both paths."""
-    image = Image.open(photo).convert("RGB")
+    with Image.open(photo) as opened:
+        image = opened.convert("RGB")
     view = zoomed_view(image)
     features = extract_dense_features([image, view], model=model)  # (2, 128, h, w)
     pca_path, match_path = out_dir / "pca.png", out_dir / "correspondences.png"

@@ -41,7 +41,8 @@ def describe(name: str, size: int, repeats: int = 3) -> str:
             out = model(x)
             times.append(time.perf_counter() - start)
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    return f"{name:16s} {params:6.2f} M params  {tuple(x.shape)} -> {tuple(out.shape)}  {np.median(times) * 1e3:7.1f} ms"
+    shapes = f"{tuple(x.shape)} -> {tuple(out.shape)}"
+    return f"{name:16s} {params:6.2f} M params  {shapes}  {np.median(times) * 1e3:7.1f} ms"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -69,7 +69,7 @@ def test_trunk_stages_equal_timms_resnet_with_the_same_weights():
     with torch.no_grad():
         ours = model.forward_trunk(x)
         theirs = resnet.forward_intermediates(x, indices=[1, 2, 3, 4], intermediates_only=True)
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
@@ -85,7 +85,7 @@ def test_features_only_gives_the_fpn_levels(r18):
         levels = features(x)
         _, reference = r18.forward_intermediates(x)
     assert [tuple(f.shape[-2:]) for f in levels] == [(math.ceil(70 / r), math.ceil(90 / r)) for r in (4, 8, 16, 32)]
-    for a, b in zip(levels, reference):
+    for a, b in zip(levels, reference, strict=True):
         torch.testing.assert_close(a, b)
 
 

@@ -17,9 +17,9 @@ import timm
 from torch import nn
 
 from ..weights import WeightsError
+from ..weights.checkpoint import read_export_input
 from .deploy import check_onnx, export_onnx, export_program, save_program
 from .export import EXPORT_TARGETS, export_decoder, export_trunk, save_decoder, save_export
-from .files import read_checkpoint
 from .trunk import TRUNK_PREFIX, load_trunk, save_trunk
 
 USAGE_ERROR = 2
@@ -96,27 +96,24 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _vader_state_dict(content: Mapping[str, Any], source: Path) -> Mapping[str, Any]:
-    """The vader-named state dict of a weights/trunk file, or a trainer checkpoint's ``encoder``."""
-    if any(str(name).startswith(TRUNK_PREFIX) for name in content):
-        return content
-    encoder = content.get("encoder")
-    if isinstance(encoder, Mapping) and any(str(name).startswith(TRUNK_PREFIX) for name in encoder):
-        return encoder
+def _vader_state_dict(state_dict: Mapping[str, Any], source: Path) -> Mapping[str, Any]:
+    """``state_dict`` if it has vader-named trunk tensors, else a clear error."""
+    if any(str(name).startswith(TRUNK_PREFIX) for name in state_dict):
+        return state_dict
     raise ValueError(
-        f"{source} is not a vader-hub weights, trunk or trainer file (no 'trunk.*' tensors; top-level keys "
-        f"{list(content)[:10]}); import other checkpoints first with 'vader-hub convert import'"
+        f"{source} is not a vader-hub weights, trunk or trainer file (no 'trunk.*' tensors; keys "
+        f"{list(state_dict)[:10]}); import other checkpoints first with 'vader-hub convert import'"
     )
 
 
 def run_export(args: argparse.Namespace) -> int:
     """Export a trunk (and optionally the decoder); returns the exit code."""
     try:
-        checkpoint = read_checkpoint(args.weights)
-        state_dict = _vader_state_dict(checkpoint.content, args.weights)
+        exported = read_export_input(args.weights)
+        state_dict = _vader_state_dict(exported.state_dict, args.weights)
         save_export(export_trunk(state_dict, to=args.to), args.to, args.out, overwrite=args.overwrite)
         if args.decoder_out is not None:
-            architecture = checkpoint.metadata.get("architecture", "unknown")
+            architecture = exported.architecture or "unknown"
             save_decoder(export_decoder(state_dict), args.decoder_out, architecture, overwrite=args.overwrite)
     except USER_ERRORS as error:
         return _fail(error)

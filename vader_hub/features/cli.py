@@ -25,6 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..models.cells import STRIDE
+from ..weights import WeightsError
 from .extract import DEFAULT_MODEL, extract_dense_features, parse_device, resolve_model
 from .inputs import load_image, target_size
 from .matching import MATCH_MODES, Matches, match_features, rescale_points
@@ -89,14 +90,14 @@ def run_extract(args: argparse.Namespace) -> int:
         return _fail(f"writing {overwritten} would overwrite input images; pick another --out folder")
     try:
         model, provenance = _build_model(args)
-    except (ValueError, TypeError, OSError) as error:
+    except (ValueError, TypeError, OSError, WeightsError) as error:
         return _fail(str(error))
     args.out.mkdir(parents=True, exist_ok=True)
     failures = 0
     for path, stem in zip(tqdm(args.images, desc="extract", unit="img"), stems, strict=True):
         try:
             _extract_one(Path(path), args.out / stem, model, provenance, args)
-        except (ValueError, TypeError, OSError) as error:
+        except (ValueError, TypeError, OSError, WeightsError) as error:
             failures += 1
             tqdm.write(f"vader-hub extract: skipped {path}: {error}", file=sys.stderr)
     return 1 if failures else 0
@@ -121,7 +122,7 @@ def run_match(args: argparse.Namespace) -> int:
     """Match two images and save the correspondence picture; returns the exit code."""
     try:
         matches = _match(args)
-    except (ValueError, TypeError, OSError) as error:
+    except (ValueError, TypeError, OSError, WeightsError) as error:
         return _fail(str(error))
     print(f"{len(matches)} {args.mode} matches, best {min(args.max_lines, len(matches))} drawn in {args.out}")
     return 0

@@ -82,7 +82,7 @@ class FPNDecoder(nn.Module):
 
     def top_down(self, stages: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """FPN pyramid P2..P5 (each (B, fpn_dim, h_i, w_i)) from trunk stages C2..C5."""
-        laterals = [conv(c) for conv, c in zip(self.lateral, stages)]
+        laterals = [conv(c) for conv, c in zip(self.lateral, stages, strict=True)]
         pyramid = [laterals[-1]]
         for lateral in reversed(laterals[:-1]):
             coarser = upsample_aligned(pyramid[0], tuple(lateral.shape[-2:]), 2)  # (B, fpn_dim, h_i, w_i)
@@ -93,7 +93,7 @@ class FPNDecoder(nn.Module):
         """Semantic-FPN head: every level brought to stride 4 and summed, (B, head_dim, h_2, w_2)."""
         sizes = [tuple(p.shape[-2:]) for p in pyramid]
         fused: Optional[torch.Tensor] = None
-        for level, (head, x) in enumerate(zip(self.scale_heads, pyramid)):
+        for level, (head, x) in enumerate(zip(self.scale_heads, pyramid, strict=True)):
             for k, block in enumerate(head):
                 x = block(x)
                 if level - k > 0:

@@ -19,10 +19,10 @@ timm's model API, read for a dense model:
 from typing import List, Optional, Tuple, Type, Union
 
 import torch
-from torch import nn
 from timm.models import checkpoint_seq
 from timm.models._features import feature_take_indices
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
+from torch import nn
 
 from .fpn import FPNDecoder
 

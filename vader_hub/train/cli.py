@@ -2,7 +2,7 @@
 
     python -m vader_hub.train --preset smoke --data photos/ --out-dir runs/smoke
     python -m vader_hub.train --data photos/ --model vader_r18_fpn --image-size 128 --batch-size 32 --steps 2000
-    python -m vader_hub.train --resume runs/smoke --steps 60        # continue, here for longer
+    python -m vader_hub.train --resume runs/smoke                   # continue exactly where it stopped
     torchrun --nproc_per_node 2 -m vader_hub.train --preset smoke --data photos/
 
 Every `TrainConfig` field is a flag (`batch_size` -> `--batch-size`; booleans also take `--no-...`;

@@ -101,15 +101,6 @@ def local_part(global_batch: torch.Tensor) -> torch.Tensor:
     return global_batch[dist.get_rank()::dist.get_world_size()]
 
 
-def all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
-    """The mean of `values` over all processes (returns a new tensor; identity in one process)."""
-    if not is_distributed():
-        return values
-    total = values.clone()
-    dist.all_reduce(total)
-    return total / dist.get_world_size()
-
-
 def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     """The sum of `values` over all processes (returns a new tensor; identity in one process)."""
     if not is_distributed():

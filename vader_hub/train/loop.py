@@ -86,7 +86,7 @@ def train(config: TrainConfig, *, resume: str | Path | None = None, show_progres
     Args:
         config: the run's settings; `config.data` is required.
         resume: a run folder or checkpoint to continue exactly from; `config` must then match the
-            checkpoint's config except for `RESUMABLE_CHANGES` (e.g. `steps` to train longer).
+            checkpoint's config except for `RESUMABLE_CHANGES` (a changed `steps` re-plans the schedule).
         show_progress: draw the tqdm bar on rank 0 (the JSONL log is always written).
 
     Returns:

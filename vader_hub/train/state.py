@@ -8,6 +8,7 @@ a resume whose settings would change what the remaining steps compute.
 import dataclasses
 import functools
 import subprocess
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,10 @@ from .config import TrainConfig
 from .encoders import build_encoder, build_momentum_encoder
 from .queue import KeyQueue
 
-# Fields a resumed run may change: they do not alter what the remaining steps compute.
+# Fields a resumed run may change: they do not alter what the remaining steps compute, except
+# `steps`, which re-plans the cosine schedule from the resumed step on (a warning says so).
 RESUMABLE_CHANGES = frozenset({"out_dir", "data", "steps", "num_workers", "log_every", "checkpoint_every",
-                               "export", "weights_tag", "weights_license", "compile", "device"})
+                               "export", "weights_tag", "weights_license", "compile"})
 
 
 @dataclass
@@ -72,6 +74,10 @@ def check_resume_config(config: TrainConfig, saved: TrainConfig) -> None:
     if differing:
         raise ValueError("resuming continues a run exactly, but these settings differ from the checkpoint's: "
                          + "; ".join(differing) + ". Drop these overrides, or start a new run (--init reuses weights).")
+    if config.steps != saved.steps:
+        warnings.warn(f"resuming with steps={config.steps} instead of {saved.steps}: the warm-up and cosine "
+                      "schedule are re-planned for the new total, so the learning rate changes from the resumed "
+                      "step on; keep steps unchanged to continue the run exactly", stacklevel=2)
 
 
 def resolve_autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
