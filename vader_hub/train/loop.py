@@ -167,8 +167,10 @@ def _wrap_for_speed(state: TrainState, context: DistributedContext) -> None:
         device_ids = [context.device.index] if context.device.type == "cuda" else None
         state.encoder_forward = DistributedDataParallel(state.encoder, device_ids=device_ids, broadcast_buffers=False)
     if state.config.compile:
-        state.encoder_forward = torch.compile(state.encoder_forward)
-        state.momentum_forward = torch.compile(state.momentum_forward)
+        # Training batches have fixed shapes; compiling for static shapes avoids a failure of
+        # inductor's dynamic-shape path seen on CPU with torch 2.14.1.
+        state.encoder_forward = torch.compile(state.encoder_forward, dynamic=False)
+        state.momentum_forward = torch.compile(state.momentum_forward, dynamic=False)
     if context.device.type == "cuda":
         enable_fast_cuda_math()
 
