@@ -69,10 +69,14 @@ def test_the_three_kinds_map_points_by_their_closed_forms(pair_dir):
         ({"image_a": "a.png", "image_b": "b.png", "flow": "nope.flo"}, FileNotFoundError, "nope.flo"),
         ({"image_a": "a.png", "image_b": "b.png", "disparity": "disp.png", "disparity_view": "up"}, ValueError, "left"),
         ({"image_a": "big.png", "image_b": "b.png", "flow": "flow.flo"}, ValueError, "pixel for pixel"),
+        ({"image_a": "a.png", "image_b": "rotated.jpg", "homography": "H_a_b"}, ValueError, "EXIF orientation 6"),
     ],
 )
 def test_bad_entries_are_refused(pair_dir, entry, error, message):
     Image.new("RGB", (9, 6)).save(pair_dir / "big.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    Image.new("RGB", (8, 6)).save(pair_dir / "rotated.jpg", exif=exif)
     with pytest.raises(error, match=message):
         load_pairs(_write(pair_dir, [entry]))
 

@@ -3,20 +3,18 @@ import math
 
 import cv2
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 
 from vader_hub.eval.warps import (
     WarpRanges,
-    apply_homography,
-    homography_from_points,
     photometric_change,
     random_homography,
     synthetic_view,
     view_rng,
     warp_image,
 )
+from vader_hub.geometry import apply_homography
 
 NO_PHOTOMETRIC = WarpRanges(brightness=0.0, contrast=(1.0, 1.0), gamma=(1.0, 1.0), channel_gain=0.0, noise_std=0.0)
 
@@ -25,20 +23,6 @@ def _smooth_image(height, width, seed=0):
     generator = torch.Generator().manual_seed(seed)
     noise = torch.rand(1, 3, height // 8, width // 8, generator=generator)
     return F.interpolate(noise, size=(height, width), mode="bicubic", align_corners=False)[0].clamp(0, 1)
-
-
-def test_homography_from_points_matches_opencv():
-    source = torch.tensor([[0.0, 0.0], [99.0, 3.0], [95.0, 70.0], [4.0, 66.0]])
-    target = torch.tensor([[10.0, 5.0], [90.0, -2.0], [101.0, 80.0], [-3.0, 60.0]])
-    expected = cv2.getPerspectiveTransform(source.numpy(), target.numpy())
-    assert torch.allclose(homography_from_points(source, target), torch.from_numpy(expected), atol=1e-9)
-
-
-def test_apply_homography_matches_opencv():
-    homography = random_homography(60, 80, view_rng(3, "a.jpg"), WarpRanges())
-    points = torch.rand(50, 2, dtype=torch.float64) * 80
-    expected = cv2.perspectiveTransform(points.numpy()[None], homography.numpy())[0]
-    assert np.allclose(apply_homography(homography, points).numpy(), expected, atol=1e-9)
 
 
 def test_warp_image_matches_opencv_where_the_source_is_inside():
@@ -97,11 +81,3 @@ def test_photometric_change_stays_in_range_and_is_identity_when_ranges_are_zero(
     changed = photometric_change(image, view_rng(0, "a"), WarpRanges())
     assert changed.min() >= 0 and changed.max() <= 1
     assert (changed - image).abs().mean() > 0.01
-
-
-def test_degenerate_points_are_refused():
-    line = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
-    with pytest.raises(ValueError, match="degenerate"):
-        homography_from_points(line, line)
-    with pytest.raises(ValueError, match=r"\(4, 2\)"):
-        homography_from_points(line[:3], line[:3])

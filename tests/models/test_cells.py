@@ -6,7 +6,14 @@ import pytest
 import timm
 import torch
 
-from vader_hub.models.cells import cell_to_pixel, output_size, pixel_to_cell, upsample_aligned, upsample_to_pixels
+from vader_hub.models.cells import (
+    cell_to_pixel,
+    output_size,
+    pixel_to_cell,
+    sample_cells,
+    upsample_aligned,
+    upsample_to_pixels,
+)
 
 
 def slow_upsample(x: np.ndarray, size: tuple, factor: int) -> np.ndarray:
@@ -52,6 +59,32 @@ def test_upsample_to_pixels_puts_each_cell_on_its_pixel():
 def test_upsample_to_pixels_rejects_a_map_of_the_wrong_size():
     with pytest.raises(ValueError, match="10x13"):
         upsample_to_pixels(torch.randn(8, 9, 13), (37, 50))
+
+
+def slow_bilinear(map_: np.ndarray, x: float, y: float) -> np.ndarray:
+    """The (C,) bilinear sample of a (C, h, w) map at cell (x, y), clamped to the map."""
+    height, width = map_.shape[1:]
+    x, y = min(max(x, 0.0), width - 1), min(max(y, 0.0), height - 1)
+    x0, y0 = min(int(math.floor(x)), width - 1), min(int(math.floor(y)), height - 1)
+    x1, y1 = min(x0 + 1, width - 1), min(y0 + 1, height - 1)
+    fx, fy = x - x0, y - y0
+    top = (1 - fx) * map_[:, y0, x0] + fx * map_[:, y0, x1]
+    bottom = (1 - fx) * map_[:, y1, x0] + fx * map_[:, y1, x1]
+    return (1 - fy) * top + fy * bottom
+
+
+@pytest.mark.parametrize("height, width", [(5, 7), (1, 6), (4, 1)])
+def test_sample_cells_matches_a_slow_bilinear_loop(height, width):
+    generator = torch.Generator().manual_seed(height * 10 + width)
+    maps = torch.randn(2, 3, height, width, generator=generator, dtype=torch.float64)
+    spread = torch.tensor([width + 1.0, height + 1.0], dtype=torch.float64)  # reaches a cell past each border
+    cells = torch.rand(2, 9, 2, generator=generator, dtype=torch.float64) * spread - 1  # (2, 9, 2)
+    sampled = sample_cells(maps, cells)  # (2, 9, 3)
+    assert sampled.shape == (2, 9, 3)
+    for b in range(2):
+        for p in range(9):
+            x, y = cells[b, p].tolist()
+            np.testing.assert_allclose(sampled[b, p].numpy(), slow_bilinear(maps[b].numpy(), x, y), atol=1e-10)
 
 
 def _trunk_c2(model, x):

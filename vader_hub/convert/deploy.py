@@ -99,6 +99,14 @@ def export_program(model: nn.Module, example_shape: Sequence[int] = EXAMPLE_SHAP
 def save_program(program: torch.export.ExportedProgram, path: PathLike, overwrite: bool = False) -> Path:
     """Write an exported program (``.pt2``, read back with ``torch.export.load``), atomically.
 
+    Args:
+        program: The result of :func:`export_program`.
+        path: The ``.pt2`` file to write.
+        overwrite: Replace an existing file.
+
+    Returns:
+        The written path.
+
     Raises:
         FileNotFoundError: If the output folder does not exist.
         FileExistsError: If ``path`` exists and ``overwrite`` is False.

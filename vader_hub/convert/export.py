@@ -54,6 +54,12 @@ def detectron2_name(name: str) -> str:
     ``conv1.weight`` -> ``stem.conv1.weight``, ``bn1.bias`` -> ``stem.conv1.norm.bias``,
     ``layer1.0.bn2.weight`` -> ``res2.0.conv2.norm.weight``, ``layer2.0.downsample.0.weight`` ->
     ``res3.0.shortcut.weight``, ``layer2.0.downsample.1.running_var`` -> ``res3.0.shortcut.norm.running_var``.
+
+    Args:
+        name: A torchvision ResNet parameter or buffer name, without ``trunk.``.
+
+    Returns:
+        The detectron2 name; ``fc.*`` and other names outside the ResNet body are only prefixed with ``stem.``.
     """
     if not name.startswith("layer"):
         name = "stem." + name
@@ -98,6 +104,12 @@ def export_trunk(state_dict: Mapping[str, Any], to: str) -> Dict[str, Any]:
 def export_decoder(state_dict: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
     """The FPN decoder's tensors (``decoder.*``) named without the prefix: ``lateral.0.weight``, ...
 
+    Args:
+        state_dict: A ``vader_*`` model's state dict or a weights file's tensors; other tensors are ignored.
+
+    Returns:
+        The decoder's tensors, the same objects as in ``state_dict``.
+
     Raises:
         ValueError: If there are no ``decoder.*`` tensors.
     """
@@ -110,6 +122,15 @@ def save_export(exported: Mapping[str, Any], to: str, path: PathLike, overwrite:
     torchvision and timm: ``torch.save`` of the state dict, or safetensors if ``path`` ends in
     ``.safetensors``. detectron2: a pickle (``.pkl``), the format ``MODEL.WEIGHTS`` reads with
     matching heuristics.
+
+    Args:
+        exported: The result of :func:`export_trunk` for ``to``.
+        to: ``"torchvision"``, ``"timm"`` or ``"detectron2"``.
+        path: The file to write.
+        overwrite: Replace an existing file.
+
+    Returns:
+        The written path.
 
     Raises:
         ValueError: If ``to`` is unknown, or a detectron2 export is not written to a ``.pkl`` file.
@@ -132,6 +153,16 @@ def save_decoder(
     decoder: Mapping[str, torch.Tensor], path: PathLike, architecture: str, overwrite: bool = False
 ) -> Path:
     """Write an exported decoder as safetensors (metadata: architecture, format).
+
+    Args:
+        decoder: The result of :func:`export_decoder`.
+        path: The file to write.
+        architecture: The timm name of the model the decoder comes from, e.g. ``"vader_r50_fpn"``; recorded
+            so the file can be matched to a trunk.
+        overwrite: Replace an existing file.
+
+    Returns:
+        The written path.
 
     Raises:
         FileNotFoundError: If the output folder does not exist.

@@ -17,6 +17,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ..weights.fileio import write_through_temporary
+
 PathLike = Union[str, os.PathLike]
 
 # Classes some training scripts pickle beside their tensors; they hold plain values only.
@@ -122,19 +124,13 @@ def read_checkpoint(path: PathLike) -> Checkpoint:
 
 
 def write_atomically(path: PathLike, write: Callable[[Path], None], overwrite: bool) -> Path:
-    """Run ``write`` on a temporary sibling of ``path``, then rename it into place."""
+    """Check the destination, then write it through a temporary sibling (:func:`write_through_temporary`)."""
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"output folder {path.parent} does not exist; create it first")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; choose another name or allow overwriting (--overwrite)")
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # same suffix: some writers check it
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    return write_through_temporary(path, write)
 
 
 def write_safetensors(

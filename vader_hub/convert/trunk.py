@@ -84,6 +84,13 @@ def _trunk_shapes(architecture: str) -> Dict[str, torch.Size]:
 def trunk_shapes(architecture: str) -> Dict[str, torch.Size]:
     """Trunk parameter names (without ``trunk.``) and shapes of a vader-hub architecture.
 
+    Args:
+        architecture: A vader-hub model name, e.g. ``"vader_r50_fpn"``.
+
+    Returns:
+        ``{name: shape}`` for every trunk state-dict entry, BatchNorm buffers included; a fresh dict
+        the caller may change (the model is built once per architecture, on the meta device).
+
     Raises:
         ValueError: If ``architecture`` is not a registered ``vader_*`` model.
     """
@@ -216,6 +223,11 @@ def load_trunk(
 def save_trunk(trunk: TrunkImport, path: PathLike, overwrite: bool = False) -> None:
     """Write an imported trunk as safetensors (``trunk.*`` names; metadata: architecture, format, layout).
 
+    Args:
+        trunk: The result of :func:`load_trunk` or :func:`import_trunk`.
+        path: The file to write, atomically.
+        overwrite: Replace an existing file.
+
     Raises:
         FileNotFoundError: If the output folder does not exist.
         FileExistsError: If ``path`` exists and ``overwrite`` is False.
@@ -226,6 +238,11 @@ def save_trunk(trunk: TrunkImport, path: PathLike, overwrite: bool = False) -> N
 
 def load_trunk_into(model: nn.Module, trunk: TrunkImport) -> None:
     """Load an imported trunk into a ``vader_*`` model, leaving its decoder and head as they are.
+
+    Args:
+        model: A model built for ``trunk.architecture`` (e.g. ``timm.create_model("vader_r50_fpn")``);
+            changed in place.
+        trunk: The result of :func:`load_trunk` or :func:`import_trunk`.
 
     Raises:
         ValueError: If the model's trunk does not have exactly these tensor names and shapes.

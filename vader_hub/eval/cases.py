@@ -18,9 +18,10 @@ import torch
 
 from ..features.inputs import load_image, resize
 from ..features.matching import rescale_points
+from ..geometry import apply_homography
 from .matching import query_grid
 from .pairs import GroundTruthPair
-from .warps import DEFAULT_RANGES, WarpRanges, apply_homography, synthetic_view, view_rng
+from .warps import DEFAULT_RANGES, WarpRanges, synthetic_view, view_rng
 
 LONG_SIDE = 384
 GRID_STEP = 8
@@ -62,6 +63,17 @@ def synthetic_case(
 ) -> Case:
     """The synthetic-warp case of one photo (module docstring).
 
+    Args:
+        photo: Path of the photo.
+        seed: Seed of the warp; with the photo's file name it fixes the second view.
+        long_side: Length in px of the longer side of both views.
+        grid_step: Spacing in px of the query grid on the first view.
+        ranges: Ranges of the random homography and photometric change.
+
+    Returns:
+        The :class:`Case` of kind ``"synthetic"``, named after the photo's file name; its ``truth`` is the
+        (N, 2) query grid under the homography.
+
     Raises:
         FileNotFoundError, ValueError: For a missing or unreadable photo.
     """
@@ -76,8 +88,17 @@ def synthetic_case(
 def pair_case(pair: GroundTruthPair, *, long_side: int = LONG_SIDE, grid_step: int = GRID_STEP) -> Case:
     """The case of a real pair: both images resized to ``long_side``, the ground truth carried along.
 
+    Args:
+        pair: The two images and their ground truth.
+        long_side: Length in px of the longer side of each image after resizing.
+        grid_step: Spacing in px of the query grid on the resized image A.
+
+    Returns:
+        The :class:`Case`, with the pair's name and kind; ``truth`` is (N, 2) in the resized image B.
+
     Raises:
         FileNotFoundError, ValueError: For a missing or unreadable image.
+        ValueError: If no query point has a known true position inside image B.
     """
     original_a, original_b = load_image(pair.image_a), load_image(pair.image_b)
     image_a, image_b = resize_long_side(original_a, long_side), resize_long_side(original_b, long_side)

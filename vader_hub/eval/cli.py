@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import List
 
 from ..weights.errors import WeightsError
+from ..weights.verify import recorded_architecture
 from .benchmark import THRESHOLDS, evaluate
 from .cases import GRID_STEP, LONG_SIDE
-from .methods import RANDOM_INIT_SEEDS, patch_method, random_init_method, recorded_architecture, weights_method
+from .methods import RANDOM_INIT_SEEDS, patch_method, random_init_method, weights_method
 from .pairs import load_pairs
 from .report import to_markdown, write_report
 from .split import IMAGE_SUFFIXES, list_photos, source_of, split_photos

@@ -15,7 +15,7 @@ from typing import Dict, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from ..models.cells import STRIDE, cell_to_pixel, output_size, pixel_to_cell
+from ..models.cells import STRIDE, cell_to_pixel, output_size, pixel_to_cell, sample_cells
 
 _QUERY_BLOCK = 512  # queries per block: bounds the (block, cells) similarity and (block, 81, C) windows
 
@@ -48,14 +48,8 @@ def sample_features(features: torch.Tensor, points: torch.Tensor, stride: int = 
     Returns:
         (N, C) features, not normalised.
     """
-    height, width = features.shape[-2:]
-    cells = pixel_to_cell(points, stride)  # (N, 2) fractional (x, y) cells
-    scale = torch.tensor([max(width - 1, 1), max(height - 1, 1)], dtype=cells.dtype, device=cells.device)
-    grid = (2 * cells / scale - 1).to(features.dtype)  # (N, 2), align_corners=True coordinates
-    sampled = F.grid_sample(
-        features[None], grid[None, :, None], mode="bilinear", padding_mode="border", align_corners=True
-    )  # (1, C, N, 1)
-    return sampled[0, :, :, 0].T  # (N, C)
+    cells = pixel_to_cell(points, stride).to(features.dtype)  # (N, 2) fractional (x, y) cells
+    return sample_cells(features[None], cells[None])[0]  # (N, C)
 
 
 def find_matches(

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..features import extract_dense_features
 from ..models.cells import STRIDE, output_size
-from ..weights.verify import read_metadata
+from ..weights.verify import recorded_architecture
 
 Describe = Callable[[Sequence[torch.Tensor]], List[torch.Tensor]]
 Device = Union[None, str, torch.device]
@@ -75,22 +75,6 @@ def weights_method(
     return Method(name=name or path.name, variants=(_network_describer(_to(model, device), device),))
 
 
-def recorded_architecture(path: Union[str, Path]) -> str:
-    """The architecture a vader-hub weights file records in its metadata.
-
-    Raises:
-        FileNotFoundError: If the file does not exist.
-        ValueError: If it is not a safetensors file or records no architecture.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist")
-    architecture = read_metadata(path.read_bytes(), str(path)).get("architecture")
-    if not architecture:
-        raise ValueError(f"{path} records no architecture; name it (architecture=..., --arch vader_r18_fpn)")
-    return architecture
-
-
 def random_init_method(architecture: str, *, seeds: Sequence[int] = RANDOM_INIT_SEEDS, device: Device = None) -> Method:
     """Randomly initialised networks of one architecture, one variant per seed.
 
@@ -118,6 +102,12 @@ def random_init_method(architecture: str, *, seeds: Sequence[int] = RANDOM_INIT_
 
 def patch_method(patch_size: int = PATCH_SIZE) -> Method:
     """Raw normalised-patch descriptors (see :func:`patch_descriptors`).
+
+    Args:
+        patch_size: Side in px of the square RGB patch; odd, so the patch is centred on a pixel.
+
+    Returns:
+        The :class:`Method` named ``"<patch_size>x<patch_size> normalised patches"``, one variant.
 
     Raises:
         ValueError: If ``patch_size`` is not a positive odd integer.

@@ -31,10 +31,11 @@ from typing import List, Tuple, Union
 import torch
 from PIL import Image
 
+from ..geometry import apply_homography
 from .groundtruth import read_disparity, read_flow, read_homography
-from .warps import apply_homography
 
 KINDS = ("homography", "disparity", "flow")
+EXIF_ORIENTATION = 0x0112
 _OPTIONS = {"name", "image_a", "image_b", "disparity_scale", "disparity_invalid", "disparity_view"}
 
 
@@ -135,6 +136,8 @@ def _pair(entry: object, index: int, root: Path) -> GroundTruthPair:
     if len(kinds) != 1 or "image_a" not in entry or "image_b" not in entry:
         raise ValueError(f"{where} needs image_a, image_b and exactly one of {KINDS}, got keys {sorted(entry)}")
     image_a, image_b = (_resolve(root, entry[key], f"{where} {key}") for key in ("image_a", "image_b"))
+    for image in (image_a, image_b):
+        _check_upright(image, where)
     kind = kinds[0]
     truth_path = _resolve(root, entry[kind], f"{where} {kind}")
     if kind == "homography":
@@ -161,6 +164,19 @@ def _resolve(root: Path, value: object, what: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{what}: file {path} does not exist")
     return path
+
+
+def _check_upright(image: Path, where: str) -> None:
+    """Refuse an image whose EXIF orientation would rotate it: the loader applies that tag, so its
+    pixels would no longer be where ground truth given in stored-pixel coordinates puts them."""
+    with Image.open(image) as opened:
+        orientation = opened.getexif().get(EXIF_ORIENTATION, 1)
+    if orientation != 1:
+        raise ValueError(
+            f"{where}: {image} has EXIF orientation {orientation}, which would rotate or mirror it when loaded, "
+            "so its ground truth would no longer line up; save the pixels upright (e.g. with "
+            "PIL.ImageOps.exif_transpose) and give the ground truth in that frame, or drop the tag"
+        )
 
 
 def _size_of(image: Path) -> Tuple[int, int]:

@@ -93,7 +93,14 @@ class EvalReport:
 
 
 def to_markdown(report: EvalReport) -> str:
-    """The summary table (mean PCK per method) and the per-image table, as Markdown."""
+    """The summary table (mean PCK per method) and the per-image table, as Markdown.
+
+    Args:
+        report: The benchmark results; a group (synthetic or real) without results gets no columns.
+
+    Returns:
+        The Markdown text, ending in a newline.
+    """
     groups = [g for g in GROUPS if any(report.mean(m, g) for m in report.methods)]
     labels = [f"{group} PCK@{t:g}" for group in groups for t in report.thresholds]
     lines = ["| method | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
@@ -168,6 +175,13 @@ class ReportFiles:
 
 def write_report(report: EvalReport, out_dir: Union[str, Path]) -> ReportFiles:
     """Write the Markdown table, the JSON results and the match picture into ``out_dir`` (created).
+
+    Args:
+        report: The benchmark results; the picture is drawn only when it has an example, at its largest threshold.
+        out_dir: Folder to write into; existing report files there are overwritten.
+
+    Returns:
+        The paths written.
 
     Raises:
         OSError: If ``out_dir`` cannot be created or written, with the folder named.

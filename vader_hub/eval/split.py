@@ -133,6 +133,12 @@ def split_photos(
 def list_photos(directory: Union[str, Path]) -> List[Path]:
     """The image files directly inside ``directory`` (by suffix, see :data:`IMAGE_SUFFIXES`), sorted.
 
+    Args:
+        directory: The folder that holds the photos; subfolders are not searched.
+
+    Returns:
+        The image paths, sorted.
+
     Raises:
         FileNotFoundError: If ``directory`` does not exist.
         NotADirectoryError: If it is not a directory.

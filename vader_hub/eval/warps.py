@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..geometry import apply_homography, homography_from_points
+
 
 @dataclass(frozen=True)
 class WarpRanges:
@@ -66,48 +68,6 @@ def view_rng(seed: int, name: str) -> np.random.Generator:
     """The random generator of one photo's view: fixed by the seed and the photo's name, not its order."""
     digest = int(hashlib.sha256(name.encode()).hexdigest()[:16], 16)
     return np.random.default_rng([seed, digest])
-
-
-def homography_from_points(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The homography that maps four source points onto four target points (direct linear transform).
-
-    Args:
-        source: (4, 2) points (x, y), no three collinear.
-        target: (4, 2) points (x, y).
-
-    Returns:
-        (3, 3) float64 homography ``H`` with ``H[2, 2] == 1``.
-
-    Raises:
-        ValueError: If the points do not have shape (4, 2) or are degenerate.
-    """
-    if source.shape != (4, 2) or target.shape != (4, 2):
-        raise ValueError(f"need (4, 2) point sets, got {tuple(source.shape)} and {tuple(target.shape)}")
-    x, y = source.double().unbind(-1)
-    u, v = target.double().unbind(-1)
-    ones, zeros = torch.ones_like(x), torch.zeros_like(x)
-    rows_u = torch.stack([x, y, ones, zeros, zeros, zeros, -u * x, -u * y], dim=-1)  # (4, 8)
-    rows_v = torch.stack([zeros, zeros, zeros, x, y, ones, -v * x, -v * y], dim=-1)  # (4, 8)
-    system = torch.cat([rows_u, rows_v])  # (8, 8)
-    if torch.linalg.matrix_rank(system) < 8:
-        raise ValueError("the four point pairs are degenerate (three are collinear); no homography fits")
-    solution = torch.linalg.solve(system, torch.cat([u, v]))  # (8,)
-    return torch.cat([solution, solution.new_ones(1)]).reshape(3, 3)  # (3, 3)
-
-
-def apply_homography(homography: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Map (x, y) points through a homography.
-
-    Args:
-        homography: (3, 3) matrix.
-        points: (..., 2) points (x, y).
-
-    Returns:
-        (..., 2) mapped points, in the dtype of ``points`` (computed in float64).
-    """
-    homogeneous = F.pad(points.double(), (0, 1), value=1.0)  # (..., 3)
-    mapped = homogeneous @ homography.double().T  # (..., 3)
-    return (mapped[..., :2] / mapped[..., 2:]).to(points.dtype)  # (..., 2)
 
 
 def random_homography(height: int, width: int, rng: np.random.Generator, ranges: WarpRanges) -> torch.Tensor:

@@ -12,20 +12,20 @@ be read is reported and skipped (exit code 1); the others are still written.
 """
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Callable, Dict, Tuple
+from typing import Dict, Tuple
 
 import timm
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
 from ..models.cells import STRIDE
 from ..weights import WeightsError
+from ..weights.fileio import write_through_temporary
+from ..weights.verify import recorded_architecture
 from .extract import DEFAULT_MODEL, extract_dense_features, parse_device, resolve_model
 from .inputs import load_image, target_size
 from .matching import MATCH_MODES, Matches, match_features, rescale_points
@@ -113,9 +113,11 @@ def _extract_one(path: Path, out_stem: Path, model: nn.Module, provenance: Dict[
         image_size=json.dumps(list(image_size)), source=path.name,
     )
     tensors = {"features": features.contiguous().cpu()}
-    _write_atomically(out_stem.with_suffix(".safetensors"), lambda name: save_file(tensors, name, metadata=metadata))
+    write_through_temporary(out_stem.with_suffix(".safetensors"),
+                            lambda name: save_file(tensors, str(name), metadata=metadata))
     picture = pca_image(features, image_size=input_size)
-    _write_atomically(out_stem.with_name(out_stem.name + "_pca.png"), lambda name: picture.save(name, format="PNG"))
+    write_through_temporary(out_stem.with_name(out_stem.name + "_pca.png"),
+                            lambda name: picture.save(name, format="PNG"))
 
 
 def run_match(args: argparse.Namespace) -> int:
@@ -142,7 +144,7 @@ def _match(args: argparse.Namespace) -> Matches:
     )
     picture = correspondence_image(images[0], images[1], matches, max_lines=args.max_lines)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(args.out, lambda name: picture.save(name, format="PNG"))
+    write_through_temporary(args.out, lambda name: picture.save(name, format="PNG"))
     return matches
 
 
@@ -151,7 +153,7 @@ def _build_model(args: argparse.Namespace) -> Tuple[nn.Module, Dict[str, str]]:
     if args.weights is None:
         model, _ = resolve_model(args.model or DEFAULT_MODEL, args.device)
     else:
-        architecture = _weights_architecture(args.weights)
+        architecture = recorded_architecture(args.weights)
         model = timm.create_model(architecture, pretrained=True, pretrained_cfg_overlay=dict(file=str(args.weights)))
         model = model.eval().to(parse_device(args.device) or torch.device("cpu"))
     config = model.pretrained_cfg
@@ -160,34 +162,6 @@ def _build_model(args: argparse.Namespace) -> Tuple[nn.Module, Dict[str, str]]:
         weights=args.weights.name if args.weights is not None else "",
     )
     return model, provenance
-
-
-def _weights_architecture(path: Path) -> str:
-    """The architecture a vader-hub weights file declares in its safetensors metadata."""
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except (SafetensorError, OSError) as error:
-        raise ValueError(f"{path} is not a safetensors file: {error}") from error
-    architecture = metadata.get("architecture")
-    if architecture not in timm.list_models("vader_*"):
-        raise ValueError(
-            f"{path} declares architecture {architecture!r}, not a VADeR model; export weights with vader-hub"
-        )
-    return architecture
-
-
-def _write_atomically(path: Path, write: Callable[[str], None]) -> None:
-    """Write through a temporary file in the same folder, so a crash never leaves a partial output."""
-    temporary = str(path.with_name(f".{path.name}.{os.getpid()}.tmp"))  # created by the writer: usual permissions
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _fail(message: str) -> int:

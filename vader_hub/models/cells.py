@@ -67,6 +67,23 @@ def pixel_to_cell(pixels: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
     return _floating(pixels) / stride
 
 
+def sample_cells(maps: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of maps at fractional cell positions; positions past the border repeat it.
+
+    Args:
+        maps: (B, C, h, w) maps.
+        cells: (B, P, 2) fractional (x, y) cell coordinates, one set per map.
+
+    Returns:
+        (B, P, C) samples, in ``maps``' dtype, not normalised.
+    """
+    height, width = maps.shape[-2:]
+    scale = cells.new_tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)])
+    grid = (cells * scale - 1).to(maps.dtype).unsqueeze(1)  # (B, 1, P, 2); align_corners puts cell k on 2k/(n-1) - 1
+    sampled = F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=True)  # (B, C, 1, P)
+    return sampled.squeeze(2).transpose(1, 2)  # (B, P, C)
+
+
 def upsample_aligned(x: torch.Tensor, size: tuple[int, int], factor: int) -> torch.Tensor:
     """Bilinearly upsample a map by an integer ``factor``, keeping the cell convention.
 

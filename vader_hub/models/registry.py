@@ -71,7 +71,21 @@ default_cfgs = _default_cfgs()
 
 
 def _create_vader(variant: str, pretrained: bool = False, **kwargs: Any) -> VaderFPN:
-    """Build a VADeR network; load verified weights if ``pretrained``; wrap it if ``features_only``."""
+    """Build a VADeR network; load verified weights if ``pretrained``; wrap it if ``features_only``.
+
+    Args:
+        variant: The registered name, a key of ``TRUNKS``.
+        pretrained: Load verified weights for the cfg's tag (:func:`vader_hub.weights.load_pretrained`).
+        **kwargs: Passed to timm's ``build_model_with_cfg`` (e.g. ``pretrained_cfg_overlay``) and on to
+            :class:`VaderFPN` (e.g. ``num_classes``); ``features_only``, ``out_indices`` and ``feature_cls``
+            (``"getter"`` only) ask for timm's feature wrapper instead.
+
+    Returns:
+        The :class:`VaderFPN`, or a ``FeatureGetterNet`` around it if ``features_only``.
+
+    Raises:
+        ValueError: For a ``feature_cls`` other than ``"getter"``; and the errors of ``load_pretrained``.
+    """
     features_only = kwargs.pop("features_only", False)
     out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
     feature_cls = kwargs.pop("feature_cls", "getter")
@@ -93,17 +107,41 @@ def _create_vader(variant: str, pretrained: bool = False, **kwargs: Any) -> Vade
 
 @register_model
 def vader_r18_fpn(pretrained: bool = False, **kwargs: Any) -> VaderFPN:
-    """VADeR with a ResNet-18 trunk and an FPN decoder: 128-d features at stride 4 (small: tests, CPU)."""
+    """VADeR with a ResNet-18 trunk and an FPN decoder: 128-d features at stride 4 (small: tests, CPU).
+
+    Args:
+        pretrained: Load verified weights for the cfg's tag.
+        **kwargs: As for every VADeR model, see :func:`_create_vader`.
+
+    Returns:
+        The :class:`VaderFPN` (or its feature wrapper if ``features_only``).
+    """
     return _create_vader("vader_r18_fpn", pretrained, **kwargs)
 
 
 @register_model
 def vader_r50_fpn(pretrained: bool = False, **kwargs: Any) -> VaderFPN:
-    """VADeR with a ResNet-50 trunk and an FPN decoder, the paper's network: 128-d features at stride 4."""
+    """VADeR with a ResNet-50 trunk and an FPN decoder, the paper's network: 128-d features at stride 4.
+
+    Args:
+        pretrained: Load verified weights for the cfg's tag.
+        **kwargs: As for every VADeR model, see :func:`_create_vader`.
+
+    Returns:
+        The :class:`VaderFPN` (or its feature wrapper if ``features_only``).
+    """
     return _create_vader("vader_r50_fpn", pretrained, **kwargs)
 
 
 @register_model
 def vader_r101_fpn(pretrained: bool = False, **kwargs: Any) -> VaderFPN:
-    """VADeR with a ResNet-101 trunk and an FPN decoder: 128-d features at stride 4."""
+    """VADeR with a ResNet-101 trunk and an FPN decoder: 128-d features at stride 4.
+
+    Args:
+        pretrained: Load verified weights for the cfg's tag.
+        **kwargs: As for every VADeR model, see :func:`_create_vader`.
+
+    Returns:
+        The :class:`VaderFPN` (or its feature wrapper if ``features_only``).
+    """
     return _create_vader("vader_r101_fpn", pretrained, **kwargs)

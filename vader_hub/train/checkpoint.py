@@ -10,11 +10,12 @@ then renamed over the old checkpoint, so a crash at any moment leaves the last g
 
 import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..weights.fileio import write_through_temporary
 
 CHECKPOINT_NAME = "checkpoint.pt"
 REQUIRED_KEYS = ("encoder", "momentum_encoder", "queue", "queue_ids", "queue_ptr", "optimizer", "scaler",
@@ -39,30 +40,7 @@ def save_checkpoint(checkpoint: dict[str, object], path: str | os.PathLike) -> P
         raise ValueError(f"checkpoint is missing {missing}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(checkpoint, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-    return path
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable (where the platform allows opening a directory)."""
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    return write_through_temporary(path, lambda temporary: torch.save(checkpoint, temporary))
 
 
 def resolve_checkpoint_path(path: str | os.PathLike) -> Path:

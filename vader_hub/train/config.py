@@ -223,6 +223,14 @@ def _parse_bool(text: str) -> bool:
 def apply_overrides(config: TrainConfig, overrides: dict[str, object]) -> TrainConfig:
     """A copy of `config` with fields replaced; string values are parsed to the field's type.
 
+    Args:
+        config: the config to start from; it is not changed (configs are frozen).
+        overrides: field name -> value; strings go through `parse_field` ("none" gives None where
+            allowed), other values are used as they are.
+
+    Returns:
+        The new `TrainConfig`, validated again by its `__post_init__`.
+
     Raises:
         ValueError: for unknown fields, unparsable strings, or a resulting invalid config.
     """

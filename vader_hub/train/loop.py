@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from ..weights.fileio import atomic_write
 from .batchnorm import sync_running_stats
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import TrainConfig, config_from_dict
@@ -256,10 +257,9 @@ def _save(state: TrainState, step: int, steps_per_epoch: int, run: RunContext) -
 
 
 def _write_run_files(out_dir: Path, config: TrainConfig, images: ImageList) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    atomic_write(out_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     listing = [str(path) for path in images.paths] + [f"# skipped {path}: {reason}" for path, reason in images.skipped]
-    (out_dir / "data.txt").write_text("\n".join(listing) + "\n")
+    atomic_write(out_dir / "data.txt", "\n".join(listing) + "\n")
 
 
 def _export(state: TrainState, images: ImageList, out_dir: Path):

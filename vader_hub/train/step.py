@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..models.cells import sample_cells
 from .distributed import gather_interleaved, local_part
 from .encoders import momentum_update
 from .loss import InfoNCEResult, dense_info_nce
@@ -77,11 +78,7 @@ def sample_key_points(maps: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     Returns:
         (B, P, C) float32, L2-normalised along C.
     """
-    height, width = maps.shape[-2:]
-    scale = points.new_tensor([2.0 / (width - 1), 2.0 / (height - 1)])
-    grid = (points * scale - 1).unsqueeze(1)  # (B, 1, P, 2); align_corners=True puts cell k on 2k/(n-1) - 1
-    sampled = F.grid_sample(maps.float(), grid, mode="bilinear", align_corners=True)  # (B, C, 1, P)
-    return F.normalize(sampled.squeeze(2).transpose(1, 2), dim=-1)  # (B, P, C)
+    return F.normalize(sample_cells(maps.float(), points), dim=-1)  # (B, P, C)
 
 
 def key_shuffle(batch_size: int, seed: int, step: int, device: torch.device) -> torch.Tensor:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
+from ..geometry import apply_homography, homography_from_points
 from ..models.cells import cell_to_pixel, output_size, pixel_to_cell
 from .config import TrainConfig
 
@@ -90,17 +91,6 @@ def rotation_shear_matrix(center_x: float, center_y: float, degrees: float, shea
     return to_center @ linear @ from_center
 
 
-def homography_from_points(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The 3x3 homography taking four (x, y) points `source` (4, 2) to `target` (4, 2) (DLT)."""
-    rows, rhs = [], []
-    for (x, y), (u, v) in zip(source.tolist(), target.tolist(), strict=True):
-        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
-        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
-        rhs += [u, v]
-    solution = torch.linalg.solve(torch.tensor(rows, dtype=torch.float64), torch.tensor(rhs, dtype=torch.float64))
-    return torch.cat([solution, solution.new_ones(1)]).view(3, 3)  # (3, 3)
-
-
 def sample_crop_box(source_hw: tuple[int, int], config: TrainConfig,
                     generator: torch.Generator) -> tuple[float, float, float, float]:
     """A random resized crop (x0, y0, width, height) in pixel-edge units, as torchvision draws it."""
@@ -136,13 +126,6 @@ def sample_view_matrix(source_hw: tuple[int, int], config: TrainConfig, generato
     return matrix
 
 
-def apply_matrix(matrix: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Apply (..., 3, 3) projective maps to (..., 2) (x, y) points (broadcasting); returns (..., 2)."""
-    homogeneous = torch.cat([points, torch.ones_like(points[..., :1])], dim=-1)  # (..., 3)
-    mapped = torch.einsum("...ij,...j->...i", matrix.to(points.dtype), homogeneous)  # (..., 3)
-    return mapped[..., :2] / mapped[..., 2:]  # (..., 2)
-
-
 def cell_centers(view_size: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """(h * w, 2) (x, y) pixel centres of a square view's output cells, in flat `i * w + j` order."""
     height, width = output_size(view_size, view_size)
@@ -161,8 +144,8 @@ def match_cells(query_matrix: torch.Tensor, key_matrix: torch.Tensor,
     """
     height, width = source_hw
     grid_h, grid_w = output_size(view_size, view_size)
-    source_points = apply_matrix(query_matrix, cell_centers(view_size))  # (h*w, 2) source (x, y)
-    key_pixels = apply_matrix(torch.linalg.inv(key_matrix), source_points)  # (h*w, 2) key view (x, y)
+    source_points = apply_homography(query_matrix, cell_centers(view_size))  # (h*w, 2) source (x, y)
+    key_pixels = apply_homography(torch.linalg.inv(key_matrix), source_points)  # (h*w, 2) key view (x, y)
     key_points = pixel_to_cell(key_pixels).double()  # (h*w, 2) key cells (x, y)
     eps = 1e-9  # cells exactly on a border are inside; float64 round-off must not drop them
     inside_source = ((source_points >= -eps) & (source_points <= torch.tensor([width - 1, height - 1]) + eps)).all(-1)
@@ -214,7 +197,7 @@ def render_views(source: torch.Tensor, matrices: torch.Tensor, view_size: int) -
     centers = torch.arange(view_size, dtype=torch.float64)
     ys, xs = torch.meshgrid(centers, centers, indexing="ij")
     view_points = torch.stack([xs, ys], dim=-1).view(1, view_size, view_size, 2)  # (1, S, S, 2)
-    source_points = apply_matrix(matrices.view(-1, 1, 1, 3, 3), view_points)  # (V, S, S, 2)
+    source_points = apply_homography(matrices.view(-1, 1, 1, 3, 3), view_points)  # (V, S, S, 2)
     # grid_sample with align_corners=False puts -1 and +1 on the outer pixel edges (-0.5, W - 0.5)
     extent = torch.tensor([width, height], dtype=torch.float64)
     grid = ((2 * source_points + 1) / extent - 1).to(source.dtype)  # (V, S, S, 2)

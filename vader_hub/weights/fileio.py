@@ -1,32 +1,64 @@
-"""Small file helpers shared by the weights layer: atomic writes and hashing."""
+"""Small file helpers: atomic writes and hashing (used by every layer that writes files)."""
 import hashlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
-from typing import Union
+from typing import Callable, Union
 
 HASH_CHUNK_BYTES = 1 << 22
 
 
-def atomic_write(path: Path, data: Union[bytes, str]) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+def write_through_temporary(path: Union[str, os.PathLike], write: Callable[[Path], None]) -> Path:
+    """Let ``write`` create a temporary sibling of ``path``, make it durable, then rename it over ``path``.
 
-    A reader sees the old file or the whole new one, never a partial one; on failure the
-    temporary file is removed and ``path`` is unchanged.
+    A reader sees the old file or the whole new one, never a partial one; on failure the temporary
+    file is removed and ``path`` is unchanged. The temporary name keeps ``path``'s suffix (PIL and
+    safetensors choose formats by it) and is created by ``write`` itself, so the result gets the
+    usual permissions of a new file rather than a private temporary file's.
+
+    Args:
+        path: The file to write; its folder must exist.
+        write: Writes the complete contents to the path it is given.
+
+    Returns:
+        ``path``.
     """
+    path = Path(path)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
+    try:
+        write(temporary)
+        _fsync_file(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+    return path
+
+
+def atomic_write(path: Path, data: Union[bytes, str]) -> None:
+    """Write ``data`` (text as UTF-8) to ``path``, creating its folder; see :func:`write_through_temporary`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    write_through_temporary(path, lambda temporary: temporary.write_bytes(payload))
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable, where the platform allows opening a directory."""
     try:
-        with handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def sha256_file(path: Path) -> str:

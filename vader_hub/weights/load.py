@@ -111,6 +111,16 @@ def find_weights(architecture: str, tag: Optional[str] = None, file: Optional[st
                  options: Optional[ResolveOptions] = None) -> VerifiedWeights:
     """The bytes to load for ``architecture.tag``, in the documented resolution order.
 
+    Args:
+        architecture: the timm name, e.g. ``"vader_r18_fpn"``.
+        tag: the pretrained tag; None or empty for the default.
+        file: a user's explicit weights file; when given, it is used and nothing else is looked at.
+        options: where to look and how to download; default :meth:`ResolveOptions.from_env`.
+
+    Returns:
+        The file's path, bytes and origin; ``verified`` is False for a user's own file (explicit or in
+        ``$VADER_HUB_WEIGHTS_DIR``), which has no manifest hash.
+
     Raises:
         FileNotFoundError: if an explicit ``file`` does not exist.
         WeightsNotFoundError: if no weights exist for the name, or none could be fetched and

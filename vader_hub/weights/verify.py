@@ -69,6 +69,40 @@ def read_metadata(data: bytes, origin: str) -> Dict[str, str]:
     return metadata if isinstance(metadata, dict) else {}
 
 
+def recorded_architecture(path: Path) -> str:
+    """The architecture a vader-hub weights file records in its metadata, read from the header only.
+
+    Args:
+        path: A safetensors file written by vader-hub's exporter.
+
+    Returns:
+        The timm name, e.g. ``"vader_r18_fpn"``.
+
+    Raises:
+        FileNotFoundError: If ``path`` is not an existing file.
+        NotAWeightsFileError: If it is not a safetensors file.
+        ArchitectureMismatchError: If it records no architecture, or one that is not a VADeR model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist")
+    with path.open("rb") as handle:
+        head = handle.read(HEADER_LENGTH_BYTES)
+        header_length = struct.unpack("<Q", head)[0] if len(head) == HEADER_LENGTH_BYTES else 0
+        header = handle.read(min(header_length, MAX_HEADER_BYTES))
+    architecture = read_metadata(head + header, str(path)).get("architecture")
+    if not architecture:
+        raise ArchitectureMismatchError(
+            f"{path} records no architecture in its metadata; name it (architecture=..., --arch vader_r18_fpn)"
+        )
+    if not architecture.startswith("vader_"):
+        raise ArchitectureMismatchError(
+            f"{path} records architecture {architecture!r}, not a VADeR model; "
+            "convert other backbones with `vader-hub convert import`"
+        )
+    return architecture
+
+
 def check_metadata(metadata: Dict[str, str], architecture: str, origin: str) -> None:
     """Check that a file's metadata says it holds vader-hub weights of ``architecture``.
 

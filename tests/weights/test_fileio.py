@@ -1,0 +1,57 @@
+import os
+import stat
+
+import pytest
+
+from vader_hub.weights.fileio import atomic_write, sha256_file, write_through_temporary
+
+
+def test_atomic_write_replaces_the_whole_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "sub" / "entry.json"
+    atomic_write(target, "old")
+    atomic_write(target, "new ✓")
+    assert target.read_text(encoding="utf-8") == "new ✓"
+    assert sorted(path.name for path in target.parent.iterdir()) == ["entry.json"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_removes_the_temporary(tmp_path):
+    target = tmp_path / "picture.png"
+    target.write_bytes(b"old")
+
+    def half_write_then_fail(temporary):
+        temporary.write_bytes(b"partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_through_temporary(target, half_write_then_fail)
+    assert target.read_bytes() == b"old"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["picture.png"]
+
+
+def test_the_writer_sees_the_destination_suffix(tmp_path):
+    seen = []
+
+    def record(temporary):
+        seen.append(temporary)
+        temporary.touch()
+
+    write_through_temporary(tmp_path / "model.safetensors", record)
+    assert seen[0].suffix == ".safetensors" and seen[0].parent == tmp_path
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_written_files_get_the_usual_permissions_not_a_private_temporary_files(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "model.safetensors", b"weights")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "model.safetensors").stat().st_mode) == 0o644
+
+
+def test_sha256_file_matches_hashlib_on_a_multi_chunk_file(tmp_path):
+    import hashlib
+
+    data = os.urandom(3 * (1 << 22) + 5)
+    (tmp_path / "blob").write_bytes(data)
+    assert sha256_file(tmp_path / "blob") == hashlib.sha256(data).hexdigest()
