@@ -109,12 +109,7 @@ def _create_vader(variant: str, pretrained: bool = False, **kwargs: Any) -> Vade
 def vader_r18_fpn(pretrained: bool = False, **kwargs: Any) -> VaderFPN:
     """VADeR with a ResNet-18 trunk and an FPN decoder: 128-d features at stride 4 (small: tests, CPU).
 
-    Args:
-        pretrained: Load verified weights for the cfg's tag.
-        **kwargs: As for every VADeR model, see :func:`_create_vader`.
-
-    Returns:
-        The :class:`VaderFPN` (or its feature wrapper if ``features_only``).
+    Arguments, result and errors: :func:`_create_vader`.
     """
     return _create_vader("vader_r18_fpn", pretrained, **kwargs)
 
@@ -123,12 +118,7 @@ def vader_r18_fpn(pretrained: bool = False, **kwargs: Any) -> VaderFPN:
 def vader_r50_fpn(pretrained: bool = False, **kwargs: Any) -> VaderFPN:
     """VADeR with a ResNet-50 trunk and an FPN decoder, the paper's network: 128-d features at stride 4.
 
-    Args:
-        pretrained: Load verified weights for the cfg's tag.
-        **kwargs: As for every VADeR model, see :func:`_create_vader`.
-
-    Returns:
-        The :class:`VaderFPN` (or its feature wrapper if ``features_only``).
+    Arguments, result and errors: :func:`_create_vader`.
     """
     return _create_vader("vader_r50_fpn", pretrained, **kwargs)
 
@@ -137,11 +127,6 @@ def vader_r50_fpn(pretrained: bool = False, **kwargs: Any) -> VaderFPN:
 def vader_r101_fpn(pretrained: bool = False, **kwargs: Any) -> VaderFPN:
     """VADeR with a ResNet-101 trunk and an FPN decoder: 128-d features at stride 4.
 
-    Args:
-        pretrained: Load verified weights for the cfg's tag.
-        **kwargs: As for every VADeR model, see :func:`_create_vader`.
-
-    Returns:
-        The :class:`VaderFPN` (or its feature wrapper if ``features_only``).
+    Arguments, result and errors: :func:`_create_vader`.
     """
     return _create_vader("vader_r101_fpn", pretrained, **kwargs)
