@@ -27,6 +27,7 @@ def test_a_large_file_is_not_read_whole(tmp_path):
 @pytest.mark.parametrize("metadata, message", [
     ({}, "records no architecture"),
     ({"architecture": "resnet50"}, "not a VADeR model"),
+    ({"architecture": "vader_r34_fpn"}, "upgrade vader-hub"),
 ])
 def test_files_without_a_vader_architecture_are_refused(tmp_path, metadata, message):
     path = safetensors_with(tmp_path / "w.safetensors", metadata)

@@ -9,6 +9,7 @@ import struct
 from pathlib import Path
 from typing import Dict
 
+import timm
 import torch
 from safetensors.torch import load as load_safetensors_bytes
 
@@ -81,7 +82,8 @@ def recorded_architecture(path: Path) -> str:
     Raises:
         FileNotFoundError: If ``path`` is not an existing file.
         NotAWeightsFileError: If it is not a safetensors file.
-        ArchitectureMismatchError: If it records no architecture, or one that is not a VADeR model.
+        ArchitectureMismatchError: If it records no architecture, one that is not a VADeR model, or one
+            this version does not register.
     """
     path = Path(path)
     if not path.is_file():
@@ -99,6 +101,12 @@ def recorded_architecture(path: Path) -> str:
         raise ArchitectureMismatchError(
             f"{path} records architecture {architecture!r}, not a VADeR model; "
             "convert other backbones with `vader-hub convert import`"
+        )
+    known = timm.list_models("vader_*")
+    if architecture not in known:
+        raise ArchitectureMismatchError(
+            f"{path} records architecture {architecture!r}, which this vader-hub does not have "
+            f"(it has {', '.join(known)}); upgrade vader-hub"
         )
     return architecture
 
