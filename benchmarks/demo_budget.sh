@@ -15,18 +15,22 @@ from vader_hub.demo import TRAIN_PHOTOS
 print('\n'.join(str(files('vader_hub') / 'assets' / name) for name in TRAIN_PHOTOS))" > "$bundled"
 
 demo_views=(--preset smoke --image-size 96 --source-short-side 128 --max-rotation-degrees 25 --homography-strength 0.1)
-checkpoint_views=(--preset smoke --image-size 128 --batch-size 32 --bn-group-size 8 --base-lr 0.3
-                  --queue-size 4096 --queue-keys-per-image 8 --max-rotation-degrees 25 --homography-strength 0.1)
+# The smoke preset shrinks sources to 80 px: the checkpoint read them at image_size * 8 / 7 (none).
+checkpoint_views=(--preset smoke --image-size 128 --source-short-side none --batch-size 32 --bn-group-size 8
+                  --base-lr 0.3 --queue-size 4096 --queue-keys-per-image 8 --max-rotation-degrees 25
+                  --homography-strength 0.1)
 
 run() {  # NAME DATA [train flags...]: train, then evaluate on the held-out photo
   local name=$1 data=$2
   shift 2
   local start=$SECONDS
   python -m vader_hub.train --data "$data" --out-dir "$out/$name" --no-progress --log-every 50 \
-    --checkpoint-every 100000 --weights-tag budget "$@" > "$out/$name.log" 2>&1
+    --checkpoint-every 100000 --weights-tag budget "$@" > "$out/$name.log" 2>&1 \
+    || { echo "$name: training failed, see $out/$name.log" >&2; exit 1; }
   echo "$name: training $((SECONDS - start)) s" | tee -a "$out/times.txt"
   vader-hub eval --photos "$held_out" --weights "$out/$name/export/model.safetensors" --long-side 256 \
-    --out-dir "$out/$name/eval" > /dev/null 2>&1
+    --out-dir "$out/$name/eval" > "$out/$name.eval.log" 2>&1 \
+    || { echo "$name: evaluation failed, see $out/$name.eval.log" >&2; exit 1; }
   head -4 "$out/$name/eval/eval.md" | tail -2
 }
 

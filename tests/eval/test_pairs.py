@@ -70,6 +70,7 @@ def test_the_three_kinds_map_points_by_their_closed_forms(pair_dir):
         ({"image_a": "a.png", "image_b": "b.png", "disparity": "disp.png", "disparity_view": "up"}, ValueError, "left"),
         ({"image_a": "big.png", "image_b": "b.png", "flow": "flow.flo"}, ValueError, "pixel for pixel"),
         ({"image_a": "a.png", "image_b": "rotated.jpg", "homography": "H_a_b"}, ValueError, "EXIF orientation 6"),
+        ({"image_a": "a.png", "image_b": "notes.png", "homography": "H_a_b"}, ValueError, "not a readable image"),
     ],
 )
 def test_bad_entries_are_refused(pair_dir, entry, error, message):
@@ -77,6 +78,7 @@ def test_bad_entries_are_refused(pair_dir, entry, error, message):
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
     Image.new("RGB", (8, 6)).save(pair_dir / "rotated.jpg", exif=exif)
+    (pair_dir / "notes.png").write_text("not an image")
     with pytest.raises(error, match=message):
         load_pairs(_write(pair_dir, [entry]))
 
@@ -89,3 +91,13 @@ def test_bad_files_are_refused(tmp_path):
         load_pairs(tmp_path / "broken.json")
     with pytest.raises(ValueError, match="non-empty list"):
         load_pairs(_write(tmp_path, []))
+
+
+@pytest.mark.parametrize("orientation", [0, 1, 9])
+def test_orientation_tags_that_do_not_rotate_are_accepted(pair_dir, orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # 1 is upright; 0 and 9 are written by some cameras and ignored when loading
+    Image.new("RGB", (8, 6), "gray").save(pair_dir / "tagged.jpg", exif=exif)
+    entry = {"image_a": "a.png", "image_b": "tagged.jpg", "homography": "H_a_b"}
+    (pair,) = load_pairs(_write(pair_dir, [entry]))
+    assert pair.image_b.name == "tagged.jpg"

@@ -118,3 +118,9 @@ def test_bad_inputs_are_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("no images here")
     with pytest.raises(ValueError, match="no image files"):
         list_photos(tmp_path)
+
+
+def test_list_photos_skips_hidden_files(tmp_path):
+    for name in ("a.jpg", "b.PNG", ".a.123-beef.tmp.jpg", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert [path.name for path in list_photos(tmp_path)] == ["a.jpg", "b.PNG"]

@@ -87,6 +87,17 @@ def test_sample_cells_matches_a_slow_bilinear_loop(height, width):
             np.testing.assert_allclose(sampled[b, p].numpy(), slow_bilinear(maps[b].numpy(), x, y), atol=1e-10)
 
 
+def test_sample_cells_takes_integer_cells_and_keeps_the_maps_dtype():
+    maps = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(1, 2, 3, 4)  # (1, 2, 3, 4)
+    cells = torch.tensor([[[0, 0], [3, 2], [1, 2]]])  # (1, 3, 2) int64 (x, y)
+    sampled = sample_cells(maps, cells)  # (1, 3, 2)
+    assert sampled.dtype == torch.float32
+    expected = torch.stack([maps[0, :, 0, 0], maps[0, :, 2, 3], maps[0, :, 2, 1]])  # (3, 2) exact cells
+    torch.testing.assert_close(sampled[0], expected)
+    halfway = sample_cells(maps, torch.tensor([[[0.5, 0.0]]], dtype=torch.float64))  # float64 cells, float32 maps
+    torch.testing.assert_close(halfway[0, 0], (maps[0, :, 0, 0] + maps[0, :, 0, 1]) / 2)
+
+
 def _trunk_c2(model, x):
     trunk = model.trunk
     return trunk.layer1(trunk.maxpool(trunk.act1(trunk.bn1(trunk.conv1(x)))))

@@ -32,6 +32,16 @@ def test_folder_tree_lists_readable_images_and_counts_the_rest(messy_dir):
     assert list_images(messy_dir).fingerprint() == images.fingerprint()
 
 
+def test_hidden_files_and_folders_are_not_photos(photo_dir, tmp_path):
+    root = tmp_path / "with-hidden"
+    shutil.copytree(photo_dir, root)
+    photo = next(root.rglob("*.jpg"))
+    shutil.copyfile(photo, photo.with_name(".photo.123-abcd.tmp.jpg"))  # an interrupted atomic write
+    (root / ".thumbnails").mkdir()
+    shutil.copyfile(photo, root / ".thumbnails" / "thumb.jpg")
+    assert list_images(root).paths == [root / path.relative_to(photo_dir) for path in list_images(photo_dir).paths]
+
+
 def test_a_file_of_paths_resolves_relative_paths_and_skips_missing_ones(photo_dir, tmp_path):
     listed = sorted(photo_dir.rglob("*.jpg"))[:3]
     path_file = photo_dir / "list.txt"

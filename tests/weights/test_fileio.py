@@ -1,3 +1,4 @@
+import errno
 import os
 import stat
 
@@ -55,3 +56,29 @@ def test_sha256_file_matches_hashlib_on_a_multi_chunk_file(tmp_path):
     data = os.urandom(3 * (1 << 22) + 5)
     (tmp_path / "blob").write_bytes(data)
     assert sha256_file(tmp_path / "blob") == hashlib.sha256(data).hexdigest()
+
+
+def _is_folder(descriptor: int) -> bool:
+    return stat.S_ISDIR(os.fstat(descriptor).st_mode)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="folders can be synced on POSIX only")
+def test_the_file_then_its_folder_are_synced(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda descriptor: synced.append(_is_folder(descriptor)) or real_fsync(descriptor))
+    atomic_write(tmp_path / "entry.json", "{}")
+    assert synced == [False, True]
+
+
+def test_a_folder_that_cannot_be_synced_does_not_fail_a_complete_write(tmp_path, monkeypatch):
+    real_fsync = os.fsync
+
+    def fsync(descriptor):
+        if _is_folder(descriptor):
+            raise OSError(errno.EINVAL, "Invalid argument")  # what some FUSE and network mounts answer
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    atomic_write(tmp_path / "entry.json", "{}")
+    assert (tmp_path / "entry.json").read_text() == "{}"

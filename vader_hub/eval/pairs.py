@@ -36,6 +36,7 @@ from .groundtruth import read_disparity, read_flow, read_homography
 
 KINDS = ("homography", "disparity", "flow")
 EXIF_ORIENTATION = 0x0112
+ROTATING_ORIENTATIONS = range(2, 9)  # 1 is upright; ImageOps.exif_transpose ignores 0 and values past 8
 _OPTIONS = {"name", "image_a", "image_b", "disparity_scale", "disparity_invalid", "disparity_view"}
 
 
@@ -169,9 +170,12 @@ def _resolve(root: Path, value: object, what: str) -> Path:
 def _check_upright(image: Path, where: str) -> None:
     """Refuse an image whose EXIF orientation would rotate it: the loader applies that tag, so its
     pixels would no longer be where ground truth given in stored-pixel coordinates puts them."""
-    with Image.open(image) as opened:
-        orientation = opened.getexif().get(EXIF_ORIENTATION, 1)
-    if orientation != 1:
+    try:
+        with Image.open(image) as opened:
+            orientation = opened.getexif().get(EXIF_ORIENTATION, 1)
+    except OSError as error:  # PIL's UnidentifiedImageError included
+        raise ValueError(f"{where}: {image} is not a readable image ({error})") from error
+    if orientation in ROTATING_ORIENTATIONS:
         raise ValueError(
             f"{where}: {image} has EXIF orientation {orientation}, which would rotate or mirror it when loaded, "
             "so its ground truth would no longer line up; save the pixels upright (e.g. with "

@@ -149,7 +149,8 @@ def list_photos(directory: Union[str, Path]) -> List[Path]:
         raise FileNotFoundError(f"photo directory {directory} does not exist")
     if not directory.is_dir():
         raise NotADirectoryError(f"{directory} is not a directory; pass the folder that holds the photos")
-    photos = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    photos = sorted(p for p in directory.iterdir()
+                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
     if not photos:
         raise ValueError(f"{directory} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
     return photos

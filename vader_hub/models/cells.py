@@ -72,12 +72,13 @@ def sample_cells(maps: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
 
     Args:
         maps: (B, C, h, w) maps.
-        cells: (B, P, 2) fractional (x, y) cell coordinates, one set per map.
+        cells: (B, P, 2) (x, y) cell coordinates, fractional or integer, one set per map.
 
     Returns:
         (B, P, C) samples, in ``maps``' dtype, not normalised.
     """
     height, width = maps.shape[-2:]
+    cells = _floating(cells)
     scale = cells.new_tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)])
     grid = (cells * scale - 1).to(maps.dtype).unsqueeze(1)  # (B, 1, P, 2); align_corners puts cell k on 2k/(n-1) - 1
     sampled = F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=True)  # (B, C, 1, P)

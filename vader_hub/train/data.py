@@ -57,7 +57,9 @@ class ImageList:
 
 def _listed_paths(source: Path) -> list[Path]:
     if source.is_dir():
-        return sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        # Hidden files and folders are skipped: they hold no photos, only e.g. an interrupted write's temporary.
+        return sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+                      and not any(part.startswith(".") for part in p.relative_to(source).parts))
     lines = (line.split("#", 1)[0].strip() for line in source.read_text(encoding="utf-8").splitlines())
     return [(source.parent / line) if not Path(line).is_absolute() else Path(line) for line in lines if line]
 

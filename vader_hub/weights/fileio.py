@@ -45,18 +45,29 @@ def atomic_write(path: Path, data: Union[bytes, str]) -> None:
 
 
 def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
+    # POSIX syncs through a read-only descriptor (the writer may have made the file read-only);
+    # Windows commits a file only through a writable one.
+    descriptor = os.open(path, os.O_RDONLY if os.name == "posix" else os.O_RDWR)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable, where the platform allows opening a directory."""
+    """Make the rename itself durable, where the platform and filesystem allow it.
+
+    The file is already in place when this runs, so a filesystem that cannot sync a directory
+    (Windows, some FUSE and network mounts) must not turn a complete write into an error.
+    """
     try:
         descriptor = os.open(directory, os.O_RDONLY)
     except OSError:
         return
     try:
         os.fsync(descriptor)
+    except OSError:
+        pass
     finally:
         os.close(descriptor)
 

@@ -87,13 +87,13 @@ def recorded_architecture(path: Path) -> str:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist")
+        raise FileNotFoundError(f"weights file {path} does not exist or is not a file")
     with path.open("rb") as handle:
         head = handle.read(HEADER_LENGTH_BYTES)
         header_length = struct.unpack("<Q", head)[0] if len(head) == HEADER_LENGTH_BYTES else 0
         header = handle.read(min(header_length, MAX_HEADER_BYTES))
     architecture = read_metadata(head + header, str(path)).get("architecture")
-    if not architecture:
+    if not isinstance(architecture, str) or not architecture:
         raise ArchitectureMismatchError(
             f"{path} records no architecture in its metadata; name it (architecture=..., --arch vader_r18_fpn)"
         )
