@@ -1,7 +1,7 @@
 """Training data: image lists, two-view samples with their correspondences, and a resumable loader.
 
-A data source is a folder tree (every image file below it, in sorted order) or a text file with
-one image path per line (relative paths are relative to the file; `#` starts a comment). Images
+A data source is a folder tree (every image file below it, in sorted order) or a path list
+(`vader_hub.pathlist`: one image path per line, relative to the list's folder). Images
 that cannot be read are skipped and counted, never fatal: at start-up every file's header is
 checked, and an image that fails to decode later is replaced by the next readable one and counted
 in the batch's `load_failures`.
@@ -22,6 +22,7 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..pathlist import read_path_list
 from .config import TrainConfig
 from .views import photometric_augment, render_views, sample_view_pair
 
@@ -60,8 +61,7 @@ def _listed_paths(source: Path) -> list[Path]:
         # Hidden files and folders are skipped: they hold no photos, only e.g. an interrupted write's temporary.
         return sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
                       and not any(part.startswith(".") for part in p.relative_to(source).parts))
-    lines = (line.split("#", 1)[0].strip() for line in source.read_text(encoding="utf-8").splitlines())
-    return [(source.parent / line) if not Path(line).is_absolute() else Path(line) for line in lines if line]
+    return read_path_list(source)
 
 
 def _unreadable_reason(path: Path) -> str | None:

@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from ..pathlist import write_path_list
 from ..weights.fileio import atomic_write
 from .batchnorm import sync_running_stats
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
@@ -258,8 +259,8 @@ def _save(state: TrainState, step: int, steps_per_epoch: int, run: RunContext) -
 
 def _write_run_files(out_dir: Path, config: TrainConfig, images: ImageList) -> None:
     atomic_write(out_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
-    listing = [str(path) for path in images.paths] + [f"# skipped {path}: {reason}" for path, reason in images.skipped]
-    atomic_write(out_dir / "data.txt", "\n".join(listing) + "\n")
+    skipped = [" ".join(f"skipped {path}: {reason}".split()) for path, reason in images.skipped]
+    write_path_list(out_dir / "data.txt", images.paths, comments=skipped)
 
 
 def _export(state: TrainState, images: ImageList, out_dir: Path):
