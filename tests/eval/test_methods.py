@@ -1,4 +1,6 @@
 """The compared methods: patch descriptors against a slow loop, seeded random inits, weights files."""
+import sys
+
 import numpy as np
 import pytest
 import timm
@@ -9,6 +11,8 @@ from vader_hub.eval.methods import (
     patch_descriptors,
     patch_method,
     random_init_method,
+    sift_descriptors,
+    sift_method,
     weights_method,
 )
 from vader_hub.weights.export import export_weights
@@ -79,3 +83,22 @@ def test_bad_methods_are_refused(tmp_path):
         patch_method(8)
     with pytest.raises(ValueError, match="seed"):
         random_init_method(ARCH, seeds=())
+
+
+def test_dense_sift_is_opencv_sift_at_each_cell_centre_one_keypoint_at_a_time():
+    cv2 = pytest.importorskip("cv2")
+    image = torch.rand(3, 37, 50, generator=torch.Generator().manual_seed(4))
+    dense = sift_descriptors(image, keypoint_size=12.0)
+    assert dense.shape == (128, 10, 13)
+    rgb = (image * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    sift = cv2.SIFT_create()
+    for i, j in [(0, 0), (3, 7), (9, 12), (5, 0)]:
+        _, single = sift.compute(grey, [cv2.KeyPoint(4.0 * j, 4.0 * i, 12.0, 0.0)])
+        np.testing.assert_allclose(dense[:, i, j].numpy(), single[0])
+
+
+def test_dense_sift_method_without_opencv_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    with pytest.raises(ImportError, match=r"vader-hub\[sift\]"):
+        sift_method()

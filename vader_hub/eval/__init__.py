@@ -2,7 +2,7 @@
 
     >>> from vader_hub.eval import evaluate, split_photos, list_photos, weights_method, random_init_method, patch_method
     >>> photos = split_photos(list_photos("/tmp/photos")).eval
-    >>> methods = [weights_method("model.safetensors"), random_init_method("vader_r18_fpn"), patch_method()]
+    >>> methods = [weights_method("model.safetensors"), random_init_method("vader_r18_fpn"), sift_method()]
     >>> report = evaluate(methods, photos, seed=0)
     >>> report.mean("model.safetensors")          # {2: ..., 4: ..., 8: ...}, PCK in %
 
@@ -11,7 +11,7 @@ The command line is ``vader-hub eval`` (:mod:`.cli`); the protocol is in ``docs/
 from .benchmark import THRESHOLDS, evaluate
 from .cases import Case, pair_case, synthetic_case
 from .groundtruth import read_disparity, read_flow, read_homography
-from .methods import Method, network_method, patch_method, random_init_method, weights_method
+from .methods import Method, network_method, patch_method, random_init_method, sift_method, weights_method
 from .pairs import GroundTruthPair, load_pairs
 from .report import EvalReport, match_picture, to_markdown, write_report
 from .split import Split, list_photos, split_photos
@@ -20,6 +20,7 @@ from .warps import WarpRanges
 __all__ = [
     "THRESHOLDS", "Case", "EvalReport", "GroundTruthPair", "Method", "Split", "WarpRanges", "evaluate",
     "list_photos", "load_pairs", "match_picture", "network_method", "pair_case", "patch_method",
-    "random_init_method", "read_disparity", "read_flow", "read_homography", "split_photos", "synthetic_case",
+    "random_init_method", "read_disparity", "read_flow", "read_homography", "sift_method", "split_photos",
+    "synthetic_case",
     "to_markdown", "weights_method", "write_report",
 ]

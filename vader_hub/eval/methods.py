@@ -1,4 +1,4 @@
-"""The dense descriptors the benchmark compares: trained networks, random initialisations, raw patches.
+"""The dense descriptors the benchmark compares: trained networks, random init, dense SIFT, raw patches.
 
 A :class:`Method` is a name and one or more *variants*, each a function from a list of (3, H, W)
 images in [0, 1] to their (C, ceil(H/4), ceil(W/4)) maps under the cell convention. Its score on an
@@ -21,6 +21,8 @@ Describe = Callable[[Sequence[torch.Tensor]], List[torch.Tensor]]
 Device = Union[None, str, torch.device]
 RANDOM_INIT_SEEDS = (0, 1, 2)
 PATCH_SIZE = 9
+SIFT_KEYPOINT_SIZE = 16.0
+SIFT_INSTALL_HINT = "pip install 'vader-hub[sift]' (or opencv-python-headless)"
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,68 @@ def patch_descriptors(image: torch.Tensor, patch_size: int = PATCH_SIZE) -> torc
     centred = patches - patches.mean(dim=0, keepdim=True)  # (3*p*p, h*w)
     normalised = centred / (centred.std(dim=0, keepdim=True) + 1e-6)  # (3*p*p, h*w)
     return normalised.reshape(-1, *output_size(height, width))  # (3*p*p, h, w)
+
+
+def sift_method(keypoint_size: float = SIFT_KEYPOINT_SIZE) -> Method:
+    """Dense SIFT (see :func:`sift_descriptors`), the classical baseline of dense correspondence.
+
+    Args:
+        keypoint_size: OpenCV keypoint diameter in pixels; the descriptor's 4 x 4 bins cover about 1.5 times it.
+
+    Returns:
+        The :class:`Method` named ``"dense SIFT (<size> px, upright)"``, one variant.
+
+    Raises:
+        ValueError: If ``keypoint_size`` is not positive.
+        ImportError: If OpenCV is not installed, saying how to install it.
+    """
+    if not keypoint_size > 0:
+        raise ValueError(f"keypoint_size must be a positive number of pixels, got {keypoint_size}")
+    _opencv()
+
+    def describe(images: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        return [sift_descriptors(image, keypoint_size) for image in images]
+
+    return Method(name=f"dense SIFT ({keypoint_size:g} px, upright)", variants=(describe,))
+
+
+def sift_descriptors(image: torch.Tensor, keypoint_size: float = SIFT_KEYPOINT_SIZE) -> torch.Tensor:
+    """OpenCV SIFT descriptors on the stride-4 cell grid: upright keypoints of one fixed size.
+
+    Cell (i, j) gets the descriptor of an upright (angle 0) keypoint of diameter ``keypoint_size`` at
+    pixel (4i, 4j) of the greyscale image, the networks' cell convention, so every method is matched
+    on the same grid by the same search.
+
+    Args:
+        image: (3, H, W) float image in [0, 1].
+        keypoint_size: Keypoint diameter in pixels.
+
+    Returns:
+        (128, ceil(H/4), ceil(W/4)) float32 descriptors.
+
+    Raises:
+        ImportError: If OpenCV is not installed.
+    """
+    cv2 = _opencv()
+    height, width = image.shape[-2:]
+    rgb = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()  # (H, W, 3)
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # (H, W) uint8
+    cells_h, cells_w = output_size(height, width)
+    keypoints = [cv2.KeyPoint(float(STRIDE * j), float(STRIDE * i), keypoint_size, 0.0)
+                 for i in range(cells_h) for j in range(cells_w)]
+    kept, descriptors = cv2.SIFT_create().compute(grey, keypoints)
+    if descriptors is None or len(kept) != len(keypoints):
+        raise RuntimeError(f"OpenCV SIFT kept {len(kept)} of {len(keypoints)} grid keypoints; expected all of them")
+    return torch.from_numpy(descriptors).T.reshape(-1, cells_h, cells_w)  # (128, h, w)
+
+
+def _opencv():
+    try:
+        import cv2
+    except ImportError as error:
+        raise ImportError(f"the dense SIFT baseline needs OpenCV, which is not installed: {SIFT_INSTALL_HINT}") \
+            from error
+    return cv2
 
 
 def _network_describer(model: nn.Module, device: Device) -> Describe:
