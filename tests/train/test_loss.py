@@ -98,3 +98,30 @@ def test_bad_inputs_are_refused_with_a_clear_message():
         dense_info_nce(queries, keys, negatives, ids[:2], negative_ids, 0.07)
     with pytest.raises(ValueError, match="temperature"):
         dense_info_nce(queries, keys, negatives, ids, negative_ids, 0.0)
+
+
+def slow_in_image_loss(queries, keys, negatives, image_ids, negative_ids, temperature, key_points, min_distance):
+    """The formula with the same image's other keys at least min_distance cells away added to the negatives."""
+    losses = []
+    for b in range(queries.shape[0]):
+        for p in range(queries.shape[1]):
+            q = queries[b, p]
+            positive = math.exp(float(q @ keys[b, p]) / temperature)
+            queued = sum(math.exp(float(q @ n) / temperature)
+                         for n, owner in zip(negatives, negative_ids.tolist(), strict=True)
+                         if owner != int(image_ids[b]))
+            own = sum(math.exp(float(q @ keys[b, other]) / temperature) for other in range(queries.shape[1])
+                      if math.dist(key_points[b, p].tolist(), key_points[b, other].tolist()) >= min_distance)
+            losses.append(-math.log(positive / (positive + queued + own)))
+    return sum(losses) / len(losses)
+
+
+@pytest.mark.parametrize("min_distance", [0.5, 2.0, 100.0])
+def test_in_image_negatives_equal_the_formula(min_distance):
+    inputs = random_inputs(images=3, pixels=5, seed=7)
+    key_points = torch.rand(3, 5, 2, generator=torch.Generator().manual_seed(8), dtype=torch.float64) * 6
+    result = dense_info_nce(*inputs, 0.1, key_points=key_points, min_distance=min_distance)
+    expected = slow_in_image_loss(*inputs, 0.1, key_points, min_distance)
+    assert result.loss.item() == pytest.approx(expected, rel=1e-10)
+    if min_distance == 100.0:  # no key is that far away: exactly the paper's loss
+        assert result.loss.item() == pytest.approx(dense_info_nce(*inputs, 0.1).loss.item(), rel=1e-12)

@@ -63,6 +63,10 @@ class TrainConfig:
     # --- method
     temperature: float = 0.07
     queue_size: int = 65536
+    # Not in the paper: the other matched keys of the query's own view pair, at least
+    # in_image_min_distance key cells away, as extra negatives (see loss.py).
+    in_image_negatives: bool = False
+    in_image_min_distance: float = 2.0
     # Not stated in the paper: 8 keys per image keeps, at batch 256, the last 32 steps in the queue.
     queue_keys_per_image: int = 8
     momentum: float = 0.999
@@ -137,6 +141,8 @@ def _problems(config: TrainConfig) -> list[str]:
     if config.batch_size % config.bn_group_size:
         problems.append(f"batch_size ({config.batch_size}) must be a multiple of bn_group_size "
                         f"({config.bn_group_size}): batch norm runs over groups of that size")
+    if not config.in_image_min_distance > 0.0:
+        problems.append(f"in_image_min_distance must be positive (in cells), got {config.in_image_min_distance}")
     if not 0.0 < config.temperature:
         problems.append(f"temperature must be positive, got {config.temperature}")
     if not 0.0 <= config.momentum < 1.0:

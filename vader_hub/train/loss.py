@@ -9,6 +9,12 @@ images), with all features L2-normalised and temperature t:
 (Pinheiro et al., "Unsupervised Learning of Dense Visual Representations", NeurIPS 2020, eq. 1,
 with MoCo's queue). Queued keys of the query's own image are not negatives: on a small dataset an
 image's older keys are still in the queue, and pushing them away would fight the positive.
+
+Optionally (`key_points`, not in the paper), the current keys of the query's own view pair at
+*other* scene points are negatives too: n_j also runs over k_{b,q} for the matched points q whose key
+position is at least `min_distance` cells from the positive's. On a small dataset the paper's loss
+is met by features that only tell images apart; these negatives ask for features that tell places
+within an image apart, which is what matching needs.
 """
 
 from dataclasses import dataclass
@@ -47,8 +53,9 @@ def _check_inputs(queries: torch.Tensor, positive_keys: torch.Tensor, negatives:
 
 def dense_info_nce(queries: torch.Tensor, positive_keys: torch.Tensor, negatives: torch.Tensor,
                    image_ids: torch.Tensor, negative_ids: torch.Tensor, temperature: float,
-                   block_size: int | None = None) -> InfoNCEResult:
-    """InfoNCE over matched pixels, with same-image negatives masked out.
+                   block_size: int | None = None, key_points: torch.Tensor | None = None,
+                   min_distance: float = 2.0) -> InfoNCEResult:
+    """InfoNCE over matched pixels, with same-image queued negatives masked out.
 
     Compute it outside autocast: the logits are formed in the inputs' dtype (float32 in the trainer).
 
@@ -60,6 +67,9 @@ def dense_info_nce(queries: torch.Tensor, positive_keys: torch.Tensor, negatives
         negative_ids: (K,) image id of each queued key; -1 marks a key of no image (never masked).
         temperature: the softmax temperature (> 0).
         block_size: queued keys per block of logits (None: all at once on a GPU, cache-sized on a CPU).
+        key_points: (B, P, 2) key-view cell positions of the positives; when given, the other
+            positives of the same image at least `min_distance` cells away are negatives as well.
+        min_distance: in key-view cells; nearer positives are neither positive nor negative.
 
     Returns:
         An `InfoNCEResult`.
@@ -81,12 +91,23 @@ def dense_info_nce(queries: torch.Tensor, positive_keys: torch.Tensor, negatives
     partial_lse = [_negative_lse(scaled, negatives[start:start + chunk], own_image[:, start:start + chunk])
                    for start in range(0, negatives.shape[0], chunk)]
     negative_lse = torch.logsumexp(torch.stack(partial_lse, dim=-1), dim=-1)  # (B, P)
+    if key_points is not None:
+        negative_lse = torch.logaddexp(negative_lse, _in_image_lse(scaled, positive_keys, key_points, min_distance))
     loss = (torch.logaddexp(positive_logits, negative_lse) - positive_logits).mean()
     with torch.no_grad():
         positive_similarity = (queries * positive_keys).sum(-1).mean()
         negative_similarity = _mean_negative_similarity(queries, negatives, own_image)
     return InfoNCEResult(loss=loss, positive_similarity=positive_similarity,
                          negative_similarity=negative_similarity)
+
+
+def _in_image_lse(scaled: torch.Tensor, keys: torch.Tensor, key_points: torch.Tensor,
+                  min_distance: float) -> torch.Tensor:
+    """log sum_q exp(q_p.k_q / t) over each image's own keys at least `min_distance` cells away: (B, P)."""
+    # b: image, p: query's matched pixel, q: another matched pixel of the same image, c: channel
+    logits = torch.einsum("bpc,bqc->bpq", scaled, keys)  # (B, P, P)
+    near = torch.cdist(key_points.float(), key_points.float()) < min_distance  # (B, P, P), diagonal included
+    return torch.logsumexp(logits.masked_fill(near, float("-inf")), dim=-1)  # (B, P)
 
 
 def _block_size(queries: torch.Tensor, queue_size: int) -> int:

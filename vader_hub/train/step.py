@@ -108,8 +108,10 @@ def key_features(state: TrainState, batch: DeviceBatch, step: int) -> KeyFeature
 
 def contrastive_loss(state: TrainState, queries: torch.Tensor, keys: KeyFeatures, batch: DeviceBatch) -> InfoNCEResult:
     """The dense InfoNCE loss of this process's queries against the queue (in float32)."""
+    config = state.config
     return dense_info_nce(queries, keys.local, state.queue.keys, batch.image_ids, state.queue.ids,
-                          state.config.temperature)
+                          config.temperature, key_points=batch.key_points if config.in_image_negatives else None,
+                          min_distance=config.in_image_min_distance)
 
 
 def backward(state: TrainState, loss: torch.Tensor) -> None:
