@@ -156,7 +156,7 @@ def run_export(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.input} is for {source.architecture}, not --architecture {args.architecture}")
     provenance = {**source.provenance, **_json_file(args.provenance, "provenance")}
     result = export_weights(source.state_dict, architecture, args.out, tag=args.tag, provenance=provenance,
-                            license=args.license, metrics=_json_file(args.metrics, "metrics"))
+                            license=args.license, metrics=_json_file(args.metrics, "metrics"), half=args.half)
     if args.manifest:
         write_entry(args.manifest, result.entry)
         print(f"added {result.entry.name} to {args.manifest}")
@@ -208,6 +208,8 @@ def _add_export_publish(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--provenance", type=Path, help="a JSON file with config, data, steps, code_version")
     export.add_argument("--metrics", type=Path, help="a JSON file of metric name -> value")
     export.add_argument("--manifest", type=Path, help="add or update the entry in this manifest file")
+    export.add_argument("--half", action="store_true",
+                        help="store floating-point tensors as float16 (half the size; loaded back as float32)")
     export.set_defaults(func=run_export)
     publish_ = commands.add_parser("publish", help="upload an export to the Hugging Face Hub, pin the commit")
     publish_.add_argument("export_dir", type=Path, help="a folder written by `export`")

@@ -38,14 +38,18 @@ class ExportResult:
     size: int
 
 
-def _tensors(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Contiguous CPU copies; safetensors refuses tensors that share storage, so each gets its own."""
+def _tensors(state_dict: Mapping[str, torch.Tensor], half: bool = False) -> Dict[str, torch.Tensor]:
+    """Contiguous CPU copies, floating point ones in float16 if ``half``; safetensors refuses tensors
+    that share storage, so each gets its own."""
     if not isinstance(state_dict, Mapping) or not state_dict:
         raise TypeError("state_dict must be a non-empty mapping of parameter names to tensors")
     bad = [key for key, value in state_dict.items() if not isinstance(key, str) or not torch.is_tensor(value)]
     if bad:
         raise TypeError(f"state_dict values must be tensors under string keys; not so for {bad[:5]}")
-    return {key: value.detach().to("cpu").contiguous().clone() for key, value in state_dict.items()}
+    copies = {key: value.detach().to("cpu").contiguous().clone() for key, value in state_dict.items()}
+    if half:
+        copies = {key: value.half() if value.is_floating_point() else value for key, value in copies.items()}
+    return copies
 
 
 def _provenance(provenance: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
@@ -123,7 +127,7 @@ every time it is loaded.
 def export_weights(state_dict: Mapping[str, torch.Tensor], architecture: str, out_dir: Path, *, tag: str = "",
                    provenance: Optional[Mapping[str, Any]] = None, license: str = DEFAULT_LICENSE,
                    metrics: Optional[Mapping[str, Any]] = None, pretrained_cfg: Optional[Mapping[str, Any]] = None,
-                   sources: Optional[Sequence[Source]] = None) -> ExportResult:
+                   sources: Optional[Sequence[Source]] = None, half: bool = False) -> ExportResult:
     """Write a state dict as vader-hub weights: safetensors, timm config, model card, manifest entry.
 
     Args:
@@ -136,6 +140,8 @@ def export_weights(state_dict: Mapping[str, torch.Tensor], architecture: str, ou
         metrics: evaluation results to record.
         pretrained_cfg: timm pretrained cfg fields for ``config.json`` (mean, std, input_size...).
         sources: the manifest entry's sources; default: the written file itself (a local file source).
+        half: store floating-point tensors as float16 (half the size; loading casts them back to the
+            model's dtype).
 
     Returns:
         An :class:`ExportResult` with the paths, the entry, and the file's sha256 and size.
@@ -145,7 +151,7 @@ def export_weights(state_dict: Mapping[str, torch.Tensor], architecture: str, ou
         ManifestError: if the architecture, tag or licence are not valid manifest values.
     """
     out_dir = Path(out_dir)
-    tensors = _tensors(state_dict)
+    tensors = _tensors(state_dict, half)
     provenance = _provenance(provenance)
     metadata = {"architecture": architecture, "format": WEIGHTS_FORMAT, "tag": tag,
                 "provenance": json.dumps(provenance, sort_keys=True)}

@@ -1,9 +1,11 @@
 """Weights manifests: the bundled one and the user's, read, validated and merged.
 
-The bundled manifest ships inside the wheel (``vader_hub/weights_manifest.json``) and sits at the
-repository root in a checkout; ``VADER_HUB_MANIFEST`` adds the user's files (an ``os.pathsep``
-separated list), read after it. Reading never touches the network: the models' registry calls
-:func:`read_manifests` at import to generate timm's pretrained cfgs.
+The bundled manifest is ``vader_hub/weights_manifest.json``, inside the package in a wheel and in a
+checkout alike (the repository root's ``weights_manifest.json`` is a link to it), so its ``file``
+sources, relative to its folder, reach the weights bundled in the package either way.
+``VADER_HUB_MANIFEST`` adds the user's files (an ``os.pathsep`` separated list), read after it.
+Reading never touches the network: the models' registry calls :func:`read_manifests` at import to
+generate timm's pretrained cfgs.
 
 A manifest file::
 
@@ -61,9 +63,8 @@ class Manifest:
 
 
 def bundled_manifest_path() -> Path:
-    """The manifest shipped in the wheel if installed, else the one at the repository root."""
-    in_wheel = Path(__file__).resolve().parents[1] / "weights_manifest.json"
-    return in_wheel if in_wheel.is_file() else Path(__file__).resolve().parents[2] / "weights_manifest.json"
+    """The manifest shipped inside the package (``vader_hub/weights_manifest.json``, in a wheel and a checkout)."""
+    return Path(__file__).resolve().parents[1] / "weights_manifest.json"
 
 
 def user_manifest_paths() -> List[Path]:
@@ -169,7 +170,8 @@ def write_entry(manifest_path: Path, entry: WeightsEntry) -> None:
     """Add ``entry`` to a manifest file (created if missing), replacing one of the same name.
 
     An existing file is validated first and keeps its order; the file is replaced atomically, so
-    a failure leaves it as it was.
+    a failure leaves it as it was. A ``file`` source below the manifest's folder is written relative
+    to it (the way relative paths in a manifest are read).
 
     Raises:
         ManifestError: if the existing file is malformed.
@@ -182,10 +184,23 @@ def write_entry(manifest_path: Path, entry: WeightsEntry) -> None:
         data = {"schema_version": SCHEMA_VERSION, "entries": []}
     key = (entry.architecture, entry.tag)
     names = [(item.get("architecture"), item.get("tag")) for item in data["entries"]]
+    written = _with_relative_files(entry.to_dict(), manifest_path.resolve().parent)
     if key in names:
-        data["entries"][names.index(key)] = entry.to_dict()
+        data["entries"][names.index(key)] = written
     else:
-        data["entries"].append(entry.to_dict())
+        data["entries"].append(written)
     text = json.dumps(data, indent=2) + "\n"
-    parse_entry(entry.to_dict(), f"{manifest_path}: new entry", manifest_path.resolve().parent)
+    parse_entry(written, f"{manifest_path}: new entry", manifest_path.resolve().parent)
     atomic_write(manifest_path, text)
+
+
+def _with_relative_files(entry: dict, folder: Path) -> dict:
+    """``entry`` with each ``file`` source below ``folder`` written relative to it, so the manifest and
+    its files can move together (a checkout, a wheel); other paths stay absolute."""
+    def portable(source: dict) -> dict:
+        path = Path(source["path"]) if source.get("type") == "file" else None
+        if path is None or not path.is_absolute() or not path.resolve().is_relative_to(folder):
+            return source
+        return {**source, "path": path.resolve().relative_to(folder).as_posix()}
+
+    return {**entry, "sources": [portable(source) for source in entry["sources"]]}
