@@ -18,13 +18,15 @@ import torch
 
 from vader_hub import correspondence_image, extract_dense_features, match_features
 from vader_hub.features.inputs import load_image, resize
+from vader_hub.modelargs import add_model_arguments, architecture_name, load_model
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="*", type=Path, help="zero, one or two image files")
-    parser.add_argument("--model", default="vader_r50_fpn", help="model name[.tag] (default vader_r50_fpn)")
-    parser.add_argument("--random-weights", action="store_true", help="skip the weights (smoke tests only)")
+    add_model_arguments(parser)
+    parser.add_argument("--random-weights", action="store_true",
+                        help="random weights of --model's architecture instead (smoke tests only)")
     parser.add_argument("--zoom", type=float, default=1.5, help="enlargement of the synthetic second view")
     parser.add_argument("--tolerance", type=float, default=8.0, help="pixels within which a match is correct")
     parser.add_argument("--max-lines", type=int, default=60, help="matches to draw")
@@ -53,7 +55,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     if len(args.images) > 2:
         raise SystemExit("pass at most two images")
-    model = timm.create_model(args.model) if args.random_weights else args.model
+    model = timm.create_model(architecture_name(args)) if args.random_weights else load_model(args).model
     with importlib.resources.as_file(importlib.resources.files("vader_hub") / "assets" / "coffee.jpg") as bundled:
         image_a = load_image(args.images[0] if args.images else bundled)  # (3, H, W)
     synthetic = len(args.images) < 2

@@ -1,6 +1,6 @@
 """Dense features of a photo, shown as the PCA picture next to the photo.
 
-    python examples/dense_features.py                                  # bundled astronaut, pretrained r50
+    python examples/dense_features.py                                  # bundled astronaut, the default pretrained model
     python examples/dense_features.py photo.jpg --short-side 448 --out photo_pca.png
     python examples/dense_features.py --model vader_r18_fpn --random-weights   # offline smoke run
 
@@ -18,13 +18,15 @@ from PIL import Image
 
 from vader_hub import extract_dense_features, pca_image
 from vader_hub.features.inputs import load_image, target_size
+from vader_hub.modelargs import add_model_arguments, architecture_name, load_model
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("image", nargs="?", type=Path, help="an image file (default: the bundled astronaut)")
-    parser.add_argument("--model", default="vader_r50_fpn", help="model name[.tag] (default vader_r50_fpn)")
-    parser.add_argument("--random-weights", action="store_true", help="skip the weights (smoke tests only)")
+    add_model_arguments(parser)
+    parser.add_argument("--random-weights", action="store_true",
+                        help="random weights of --model's architecture instead (smoke tests only)")
     parser.add_argument("--short-side", type=int, default=None, help="resize so the shorter side is N pixels")
     parser.add_argument("--out", type=Path, default=Path("dense_features_pca.png"), help="output picture")
     return parser.parse_args(argv)
@@ -32,7 +34,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    model = timm.create_model(args.model) if args.random_weights else args.model
+    model = timm.create_model(architecture_name(args)) if args.random_weights else load_model(args).model
     with importlib.resources.as_file(importlib.resources.files("vader_hub") / "assets" / "astronaut.jpg") as bundled:
         photo = load_image(args.image or bundled)  # (3, H, W), EXIF orientation applied
     features = extract_dense_features(photo, model, short_side=args.short_side)  # (128, h, w)

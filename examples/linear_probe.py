@@ -1,6 +1,6 @@
 """A per-pixel linear probe on frozen dense features: segmenting synthetic textures.
 
-    python examples/linear_probe.py                                      # pretrained vader_r50_fpn
+    python examples/linear_probe.py                                      # the default pretrained model
     python examples/linear_probe.py --model vader_r18_fpn --random-weights --steps 20   # offline smoke run
 
 Each image is a patchwork of three textures (horizontal stripes, vertical stripes, a checkerboard) in
@@ -21,6 +21,7 @@ from PIL import Image
 from torch import nn
 
 from vader_hub import extract_dense_features
+from vader_hub.modelargs import add_model_arguments, architecture_name, load_model
 from vader_hub.models.cells import upsample_to_pixels
 
 NUM_CLASSES = 3
@@ -29,8 +30,9 @@ PALETTE = torch.tensor([[230, 25, 75], [60, 180, 75], [0, 130, 200]], dtype=torc
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="vader_r50_fpn", help="model name[.tag] (default vader_r50_fpn)")
-    parser.add_argument("--random-weights", action="store_true", help="skip the weights (smoke tests only)")
+    add_model_arguments(parser)
+    parser.add_argument("--random-weights", action="store_true",
+                        help="random weights of --model's architecture instead (smoke tests only)")
     parser.add_argument("--train-images", type=int, default=16)
     parser.add_argument("--test-images", type=int, default=8)
     parser.add_argument("--size", type=int, default=128, help="image side in pixels")
@@ -95,7 +97,7 @@ def mean_iou(prediction: torch.Tensor, truth: torch.Tensor) -> float:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     generator = torch.Generator().manual_seed(args.seed)
-    model = timm.create_model(args.model) if args.random_weights else args.model
+    model = timm.create_model(architecture_name(args)) if args.random_weights else load_model(args).model
     train_images, train_labels = make_scenes(args.train_images, args.size, generator)
     test_images, test_labels = make_scenes(args.test_images, args.size, generator)
     train_features = extract_dense_features(train_images, model)  # (N, 128, S/4, S/4), frozen

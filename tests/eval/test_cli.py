@@ -51,7 +51,8 @@ def test_eval_of_a_weights_file_against_the_baselines(photos, tmp_path, capsys):
                "--long-side", "48", "--out-dir", str(out))
     assert code == 0
     data = json.loads((out / "eval.json").read_text())
-    assert data["methods"] == ["model.safetensors", "vader_r18_fpn random init (1 seeds)", "9x9 normalised patches"]
+    assert data["methods"] == ["model.safetensors", "vader_r18_fpn random init (1 seeds)",
+                               "dense SIFT (16 px, upright)", "9x9 normalised patches"]
     assert data["settings"]["photos"] == [p.name for p in split_photos(list_photos(photos)).eval]
     assert data["settings"]["long_side"] == 48
     assert (out / "matches.png").is_file() and "| model.safetensors |" in (out / "eval.md").read_text()
@@ -60,7 +61,7 @@ def test_eval_of_a_weights_file_against_the_baselines(photos, tmp_path, capsys):
 
 def test_eval_reads_a_list_of_photos(photos, tmp_path):
     (tmp_path / "some.txt").write_text(f"# two photos\n{photos / 'sk_a.png'}\n\n{photos / 'cv_d.png'}\n")
-    assert run("eval", "--photos", str(tmp_path / "some.txt"), "--random-seeds", "--long-side", "48",
+    assert run("eval", "--photos", str(tmp_path / "some.txt"), "--random-seeds", "--no-sift", "--long-side", "48",
                "--out-dir", str(tmp_path / "out")) == 0
     data = json.loads((tmp_path / "out" / "eval.json").read_text())
     assert data["settings"]["photos"] == ["sk_a.png", "cv_d.png"] and data["methods"] == ["9x9 normalised patches"]
@@ -72,7 +73,7 @@ def test_eval_reads_a_list_of_photos(photos, tmp_path):
         ([], "nothing to evaluate"),
         (["--photos", "missing_dir"], "no such file"),
         (["--photos", "LIST"], "missing file"),
-        (["--photos", "PHOTO", "--random-seeds", "--no-patches"], "no methods"),
+        (["--photos", "PHOTO", "--random-seeds", "--no-sift", "--no-patches"], "no methods"),
         (["--photos", "PHOTO", "--weights", "missing.safetensors"], "does not exist"),
     ],
 )

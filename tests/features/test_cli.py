@@ -84,9 +84,11 @@ def test_extract_refuses_bad_requests_before_working(weights_file, photos, tmp_p
         assert untouched.size == (40, 40) and np.asarray(untouched).max() == 0
     assert run(["extract", photos[0], "--model", "resnet50", "--out", out]) == 2
     assert "unknown model 'resnet50'" in capsys.readouterr().err
-    if not timm.list_pretrained("vader_r50_fpn*"):  # the default model's weights are not published yet
-        assert run(["extract", photos[0], "--out", out]) == 2
-        assert "no pretrained weights for vader_r50_fpn" in capsys.readouterr().err
+    if not timm.list_pretrained("vader_r50_fpn*"):  # no weights are published for the paper's network yet
+        assert run(["extract", photos[0], "--model", "vader_r50_fpn", "--out", out]) == 2
+        error = capsys.readouterr().err
+        assert "no pretrained weights for vader_r50_fpn" in error
+        assert "--weights FILE" in error and "--model NAME[.TAG]" in error
     not_weights = tmp_path / "notes.safetensors"
     not_weights.write_text("hello")
     assert run(["extract", photos[0], "--weights", not_weights, "--out", out]) == 2

@@ -3,19 +3,20 @@
     vader-hub convert import moco_v2_800ep_pretrain.pth.tar --arch vader_r50_fpn --out moco_trunk.safetensors
     vader-hub convert export vader_r50_fpn.safetensors --to torchvision --out r50_torchvision.pth
     vader-hub convert export vader_r50_fpn.safetensors --to detectron2 --out r50_d2.pkl --decoder-out fpn.safetensors
-    vader-hub convert onnx --arch vader_r50_fpn --weights vader_r50_fpn.safetensors --out vader_r50_fpn.onnx
-    vader-hub convert torch-export --arch vader_r50_fpn --weights vader_r50_fpn.safetensors --out vader_r50_fpn.pt2
+    vader-hub convert onnx                                             # the default model -> vader.onnx
+    vader-hub convert onnx --weights my_run.safetensors --out mine.onnx
+    vader-hub convert torch-export --model vader_r18_fpn --out vader_r18_fpn.pt2
 
 See docs/interop.md for the layouts recognised and the detectron2 config to fine-tune with.
 """
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Mapping
 
-import timm
 from torch import nn
 
+from ..modelargs import add_model_arguments, load_model
 from ..weights import WeightsError
 from ..weights.checkpoint import read_export_input
 from .deploy import check_onnx, export_onnx, export_program, save_program
@@ -74,10 +75,11 @@ def _register_deploy(commands: "argparse._SubParsersAction") -> None:
         ("torch-export", "export the whole network with torch.export (dynamic batch, H, W)", ".pt2"),
     ):
         parser = commands.add_parser(name, help=help_text, description=help_text + ".")
-        parser.add_argument("--arch", required=True, help="vader-hub architecture, e.g. vader_r50_fpn")
-        parser.add_argument("--weights", type=Path,
-                            help="vader-hub weights .safetensors (default: the manifest's pretrained weights)")
-        parser.add_argument("--out", type=Path, required=True, help=f"output {suffix} file")
+        add_model_arguments(parser)
+        # The former spelling: an architecture, checked against --weights, or a --model without a tag.
+        parser.add_argument("--arch", help=argparse.SUPPRESS)
+        parser.add_argument("--out", type=Path, default=Path(f"vader{suffix}"),
+                            help=f"output {suffix} file (default vader{suffix})")
         parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
         if name == "onnx":
             parser.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
@@ -126,18 +128,24 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build_model(architecture: str, weights: Optional[Path]) -> nn.Module:
-    known = timm.list_models("vader_*")
-    if architecture not in known:
-        raise ValueError(f"unknown architecture {architecture!r}; choose one of {known}")
-    overlay: Dict[str, Any] = {"file": str(weights)} if weights is not None else {}
-    return timm.create_model(architecture, pretrained=True, pretrained_cfg_overlay=overlay).eval()
+def _build_model(args: argparse.Namespace) -> nn.Module:
+    """The network of ``--model`` / ``--weights``, honouring the former ``--arch`` spelling."""
+    if args.arch is not None and args.model is not None:
+        raise ValueError("--arch is the former spelling of --model; pass only --model NAME[.TAG]")
+    if args.arch is not None and args.weights is None:
+        args.model = args.arch
+    chosen = load_model(args)
+    if args.arch is not None and args.weights is not None and chosen.name != args.arch:
+        raise ValueError(f"{args.weights} holds weights for {chosen.name}, not --arch {args.arch}; drop --arch "
+                         "(the file records its architecture)")
+    print(f"exporting {chosen.describe()}")
+    return chosen.model
 
 
 def run_onnx(args: argparse.Namespace) -> int:
     """Export to ONNX and, unless ``--no-check``, compare with PyTorch; returns the exit code."""
     try:
-        model = _build_model(args.arch, args.weights)
+        model = _build_model(args)
         export_onnx(model, args.out, overwrite=args.overwrite)
         checks = [] if args.no_check else check_onnx(model, args.out)
     except USER_ERRORS as error:
@@ -153,7 +161,7 @@ def run_onnx(args: argparse.Namespace) -> int:
 def run_torch_export(args: argparse.Namespace) -> int:
     """Export with ``torch.export`` and save the ``.pt2``; returns the exit code."""
     try:
-        model = _build_model(args.arch, args.weights)
+        model = _build_model(args)
         save_program(export_program(model), args.out, overwrite=args.overwrite)
     except USER_ERRORS as error:
         return _fail(error)

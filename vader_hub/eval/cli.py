@@ -2,23 +2,34 @@
 
     vader-hub eval split /tmp/photos --out-dir splits/           # train.txt, eval.txt, excluded.txt
     vader-hub eval --photos /tmp/photos --weights run/model.safetensors --out-dir eval-out/
+    vader-hub eval --photos splits/eval.txt --model vader_r18_fpn       # the shipped weights
     vader-hub eval --photos splits/eval.txt --pairs hpatches.json --weights a.safetensors --weights b.safetensors
 
 ``--photos`` takes a directory (its held-out ``eval`` side, as ``eval split`` writes it), a ``.txt`` list
 of paths, or image files. Every run compares the weights files with a randomly initialised network of
-the same architecture (three seeds) and raw normalised patches, and writes ``eval.md``, ``eval.json``
-and ``matches.png`` into ``--out-dir``. See ``docs/eval.md``.
+the same architecture (three seeds), dense SIFT (when OpenCV is installed) and raw normalised patches,
+and writes ``eval.md``, ``eval.json`` and ``matches.png`` into ``--out-dir``. See ``docs/eval.md``.
 """
 import argparse
 import sys
 from pathlib import Path
 from typing import List
 
+from ..features.extract import resolve_model
+from ..pathlist import read_path_list, write_path_list
 from ..weights.errors import WeightsError
 from ..weights.verify import recorded_architecture
 from .benchmark import THRESHOLDS, evaluate
 from .cases import GRID_STEP, LONG_SIDE
-from .methods import RANDOM_INIT_SEEDS, patch_method, random_init_method, weights_method
+from .methods import (
+    RANDOM_INIT_SEEDS,
+    Method,
+    network_method,
+    patch_method,
+    random_init_method,
+    sift_method,
+    weights_method,
+)
 from .pairs import load_pairs
 from .report import to_markdown, write_report
 from .split import IMAGE_SUFFIXES, list_photos, source_of, split_photos
@@ -37,13 +48,16 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
                         help="a photo directory (its held-out split), a .txt list of paths or an image; repeatable")
     parser.add_argument("--pairs", action="append", default=[], type=Path, metavar="JSON",
                         help="real pairs with ground truth (format in docs/eval.md); repeatable")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME[.TAG]",
+                        help="a VADeR model with its pretrained weights (verified) to evaluate; repeatable")
     parser.add_argument("--weights", action="append", default=[], type=Path, metavar="FILE",
                         help="a vader-hub .safetensors weights file to evaluate; repeatable")
     parser.add_argument("--arch", metavar="NAME",
-                        help=f"architecture of the random-init baseline (default: the first weights file's, else "
+                        help=f"architecture of the random-init baseline (default: the first evaluated model's, else "
                         f"{DEFAULT_ARCHITECTURE})")
     parser.add_argument("--random-seeds", type=int, nargs="*", default=list(RANDOM_INIT_SEEDS), metavar="SEED",
                         help="seeds of the random-init baseline, averaged (default 0 1 2; none to skip it)")
+    parser.add_argument("--no-sift", action="store_true", help="skip the dense SIFT baseline (needs OpenCV)")
     parser.add_argument("--no-patches", action="store_true", help="skip the normalised-patch baseline")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic warps (default 0)")
     parser.add_argument("--long-side", type=int, default=LONG_SIDE, help=f"evaluation resolution (default {LONG_SIDE})")
@@ -68,10 +82,13 @@ def run_eval(args: argparse.Namespace) -> int:
         pairs = [pair for path in args.pairs for pair in load_pairs(path)]
         if not photos and not pairs:
             return _fail("nothing to evaluate on: pass --photos DIR|LIST|IMG and/or --pairs JSON")
-        methods = [weights_method(path, device=args.device) for path in args.weights]
-        architecture = args.arch or (recorded_architecture(args.weights[0]) if args.weights else DEFAULT_ARCHITECTURE)
+        methods = [network_method(resolve_model(name, args.device)[0], name, device=args.device) for name in args.model]
+        methods += [weights_method(path, device=args.device) for path in args.weights]
+        architecture = args.arch or _first_architecture(args)
         if args.random_seeds:
             methods.append(random_init_method(architecture, seeds=args.random_seeds, device=args.device))
+        if not args.no_sift:
+            methods += optional_sift_method()
         if not args.no_patches:
             methods.append(patch_method())
         report = evaluate(
@@ -90,9 +107,8 @@ def run_split(args: argparse.Namespace) -> int:
     """Split a photo folder and write the three path lists; returns the exit code."""
     try:
         split = split_photos(list_photos(args.directory))
-        args.out_dir.mkdir(parents=True, exist_ok=True)
         for name, photos in (("train", split.train), ("eval", split.eval), ("excluded", split.excluded)):
-            (args.out_dir / f"{name}.txt").write_text("".join(f"{p.resolve()}\n" for p in photos))
+            write_path_list(args.out_dir / f"{name}.txt", photos)
     except (ValueError, OSError) as error:
         return _fail(str(error))
     total = len(split.train) + len(split.eval) + len(split.excluded)
@@ -117,8 +133,7 @@ def resolve_photos(entry: str) -> List[Path]:
     if not path.is_file():
         raise FileNotFoundError(f"--photos {entry}: no such file or directory")
     if path.suffix.lower() == ".txt":
-        lines = [line.strip() for line in path.read_text().splitlines()]
-        photos = [path.parent / line for line in lines if line and not line.startswith("#")]
+        photos = read_path_list(path)
         missing = [str(p) for p in photos if not p.is_file()]
         if missing:
             raise FileNotFoundError(f"--photos {entry} lists {len(missing)} missing file(s), e.g. {missing[0]}")
@@ -127,6 +142,22 @@ def resolve_photos(entry: str) -> List[Path]:
         kinds = ", ".join(IMAGE_SUFFIXES)
         raise ValueError(f"--photos {entry}: expected a directory, a .txt list or an image ({kinds})")
     return [path]
+
+
+def _first_architecture(args: argparse.Namespace) -> str:
+    """The random-init baseline's architecture: the first evaluated model's, else the default's."""
+    if args.model:
+        return args.model[0].split(".", 1)[0]
+    return recorded_architecture(args.weights[0]) if args.weights else DEFAULT_ARCHITECTURE
+
+
+def optional_sift_method() -> List[Method]:
+    """``[sift_method()]``, or ``[]`` with a note on stderr when OpenCV is not installed."""
+    try:
+        return [sift_method()]
+    except ImportError as error:
+        print(f"note: dense SIFT baseline skipped: {error}", file=sys.stderr)
+        return []
 
 
 def _fail(message: str) -> int:

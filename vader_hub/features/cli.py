@@ -1,9 +1,9 @@
 """The ``vader-hub extract`` and ``vader-hub match`` sub-commands.
 
-    vader-hub extract photos/*.jpg --out feats/                   # default pretrained vader_r50_fpn
+    vader-hub extract photos/*.jpg                                # the default model -> extract-out/
     vader-hub extract a.jpg b.png --model vader_r18_fpn.<tag> --short-side 448 --out feats/
     vader-hub extract a.jpg --weights my_run.safetensors --out feats/
-    vader-hub match left.jpg right.jpg --out match.png
+    vader-hub match left.jpg right.jpg --out match.png            # default --out: match.png
 
 ``extract`` writes, per image, ``<stem>.safetensors`` (tensor ``features``, (128, ceil(H/4),
 ceil(W/4)), L2-normalised; metadata ``model``, ``tag``, ``weights``, ``stride``, ``input_size`` and
@@ -14,19 +14,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Dict
 
-import timm
-import torch
 from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
+from ..modelargs import ChosenModel, add_model_arguments, load_model
 from ..models.cells import STRIDE
 from ..weights import WeightsError
 from ..weights.fileio import write_through_temporary
-from ..weights.verify import recorded_architecture
-from .extract import DEFAULT_MODEL, extract_dense_features, parse_device, resolve_model
+from .extract import extract_dense_features
 from .inputs import load_image, target_size
 from .matching import MATCH_MODES, Matches, match_features, rescale_points
 from .pictures import correspondence_image, pca_image
@@ -42,7 +40,8 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     )
     extract.add_argument("images", nargs="+", metavar="IMG", help="image files")
     _add_common_options(extract)
-    extract.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
+    extract.add_argument("--out", type=Path, default=Path("extract-out"), metavar="DIR",
+                         help="output folder (created; default extract-out)")
     extract.set_defaults(func=run_extract)
 
     match = subparsers.add_parser(
@@ -52,16 +51,15 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     match.add_argument("image_a", metavar="A", help="first image file")
     match.add_argument("image_b", metavar="B", help="second image file")
     _add_common_options(match)
-    match.add_argument("--out", required=True, type=Path, metavar="PNG", help="output picture")
+    match.add_argument("--out", type=Path, default=Path("match.png"), metavar="PNG",
+                       help="output picture (default match.png)")
     match.add_argument("--mode", choices=MATCH_MODES, default="mutual", help="mutual or dense nearest neighbours")
     match.add_argument("--max-lines", type=_positive_int, default=100, help="draw this many best matches (default 100)")
     match.set_defaults(func=run_match)
 
 
 def _add_common_options(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--model", metavar="NAME", help=f"pretrained model name[.tag] (default {DEFAULT_MODEL})")
-    source.add_argument("--weights", type=Path, metavar="FILE", help="a vader-hub .safetensors weights file")
+    add_model_arguments(parser)
     parser.add_argument("--short-side", type=_positive_int, metavar="N", help="resize so the shorter side is N pixels")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default cpu)")
     parser.add_argument("--autocast", action="store_true", help="run the network in bfloat16 autocast")
@@ -89,9 +87,10 @@ def run_extract(args: argparse.Namespace) -> int:
     if overwritten:
         return _fail(f"writing {overwritten} would overwrite input images; pick another --out folder")
     try:
-        model, provenance = _build_model(args)
+        chosen = load_model(args, args.device)
     except (ValueError, TypeError, OSError, WeightsError) as error:
         return _fail(str(error))
+    model, provenance = chosen.model, _provenance(chosen)
     args.out.mkdir(parents=True, exist_ok=True)
     failures = 0
     for path, stem in zip(tqdm(args.images, desc="extract", unit="img"), stems, strict=True):
@@ -131,7 +130,10 @@ def run_match(args: argparse.Namespace) -> int:
 
 
 def _match(args: argparse.Namespace) -> Matches:
-    model, _ = _build_model(args)
+    inputs = {Path(args.image_a).resolve(), Path(args.image_b).resolve()}
+    if args.out.resolve() in inputs:
+        raise ValueError(f"writing {args.out} would overwrite an input image; pick another --out file")
+    model = load_model(args, args.device).model
     images = [load_image(args.image_a), load_image(args.image_b)]  # (3, H, W) each
     features = extract_dense_features(images, model, short_side=args.short_side, autocast=args.autocast)
     matches = match_features(features[0], features[1], mode=args.mode)
@@ -148,20 +150,11 @@ def _match(args: argparse.Namespace) -> Matches:
     return matches
 
 
-def _build_model(args: argparse.Namespace) -> Tuple[nn.Module, Dict[str, str]]:
-    """The model the options name, and its provenance for the output metadata."""
-    if args.weights is None:
-        model, _ = resolve_model(args.model or DEFAULT_MODEL, args.device)
-    else:
-        architecture = recorded_architecture(args.weights)
-        model = timm.create_model(architecture, pretrained=True, pretrained_cfg_overlay=dict(file=str(args.weights)))
-        model = model.eval().to(parse_device(args.device) or torch.device("cpu"))
-    config = model.pretrained_cfg
-    provenance = dict(
-        model=config.get("architecture") or "", tag=config.get("tag") or "",
-        weights=args.weights.name if args.weights is not None else "",
-    )
-    return model, provenance
+def _provenance(chosen: ChosenModel) -> Dict[str, str]:
+    """What the output metadata records of the model: architecture, tag and the user's weights file."""
+    config = chosen.model.pretrained_cfg
+    return dict(model=config.get("architecture") or "", tag=config.get("tag") or "",
+                weights=chosen.weights.name if chosen.weights is not None else "")
 
 
 def _fail(message: str) -> int:

@@ -2,6 +2,7 @@
 
     >>> import vader_hub
     >>> feats = vader_hub.extract_dense_features("photo.jpg")                   # (128, ceil(H/4), ceil(W/4))
+    >>> vader_hub.models.default_model_name()                                   # the model it used
     >>> feats = vader_hub.extract_dense_features(images, "vader_r50_fpn", short_side=448)
     >>> pixels = vader_hub.extract_dense_features(img, upsample=True)           # (128, H, W)
 
@@ -19,11 +20,10 @@ import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
-from ..models import MIN_INPUT_SIZE
+from ..models import MIN_INPUT_SIZE, default_model_name
 from ..models.cells import STRIDE, output_size, upsample_to_pixels
 from .inputs import MAX_PIXELS, ImageInput, load_images, resize, target_size
 
-DEFAULT_MODEL = "vader_r50_fpn"
 ModelInput = Union[None, str, nn.Module]
 
 
@@ -53,7 +53,9 @@ def extract_dense_features(
         model: An ``nn.Module`` (used as it is, on its own device, in eval mode for the call), or a timm
             name, ``"vader_r50_fpn"`` or ``"vader_r50_fpn.<tag>"``, which is always built with its
             pretrained weights (the default tag if none is given) and cached for later calls. None
-            means ``"vader_r50_fpn"``. For random weights pass ``timm.create_model("vader_r18_fpn")``.
+            means the best model that has weights, :func:`vader_hub.models.default_model_name` (today
+            ``vader_r18_fpn``, bundled with the package). For random weights pass
+            ``timm.create_model("vader_r18_fpn")``.
         size: Resize every image to this exact (height, width) first.
         short_side: Resize every image so its shorter side is this long, keeping the aspect ratio.
         upsample: Return one feature per input pixel, (C, H, W), sampled at each pixel's place in the
@@ -95,7 +97,8 @@ def resolve_model(model: ModelInput, device: Union[None, str, torch.device] = No
     """The network and device :func:`extract_dense_features` runs on.
 
     Args:
-        model: None, a timm name (``"vader_r50_fpn"``, ``"vader_r50_fpn.<tag>"``), or an ``nn.Module``.
+        model: None (:func:`vader_hub.models.default_model_name`), a timm name (``"vader_r50_fpn"``,
+            ``"vader_r50_fpn.<tag>"``), or an ``nn.Module``.
         device: The device asked for, or None.
 
     Returns:
@@ -108,7 +111,7 @@ def resolve_model(model: ModelInput, device: Union[None, str, torch.device] = No
     requested = parse_device(device)
     if model is None or isinstance(model, str):
         run_device = requested or torch.device("cpu")
-        return _named_model(model or DEFAULT_MODEL, str(run_device)), run_device
+        return _named_model(model or default_model_name(), str(run_device)), run_device
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be None, a model name or an nn.Module, got {type(model).__name__}")
     parameter = next(model.parameters(), None)

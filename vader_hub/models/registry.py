@@ -10,8 +10,9 @@ hands it to :func:`vader_hub.weights.load_pretrained`, which resolves the file (
 checks its sha256 on the very bytes it deserialises, and loads it strictly. ``checkpoint_path=`` is
 timm's own, unverified path and bypasses all of this.
 """
-from typing import Any, Dict
+from typing import Any, Dict, List
 
+import timm
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._builder import pretrained_cfg_for_features
@@ -19,6 +20,7 @@ from timm.models._features import FeatureGetterNet
 from timm.models.resnet import BasicBlock, Bottleneck
 
 from ..weights import load_pretrained
+from ..weights.errors import WeightsNotFoundError
 from ..weights.manifest import WeightsEntry, read_manifests
 from .vader import MIN_INPUT_SIZE, VaderFPN
 
@@ -27,6 +29,9 @@ TRUNKS: Dict[str, dict] = {
     "vader_r50_fpn": dict(block=Bottleneck, layers=(3, 4, 6, 3)),
     "vader_r101_fpn": dict(block=Bottleneck, layers=(3, 4, 23, 3)),
 }
+# The order in which a default is chosen among architectures that have weights: the paper's network
+# first, then the larger and the smaller trunk.
+DEFAULT_PREFERENCE = ("vader_r50_fpn", "vader_r101_fpn", "vader_r18_fpn")
 PAPER = dict(
     paper_name="Unsupervised Learning of Dense Visual Representations (NeurIPS 2020)",
     paper_ids="arXiv:2011.05499",
@@ -68,6 +73,36 @@ def _default_cfgs() -> dict:
 
 
 default_cfgs = _default_cfgs()
+
+
+def pretrained_names() -> List[str]:
+    """Every ``architecture.tag`` with weights in the manifests read at import, in preference order.
+
+    Returns:
+        The names, architectures in :data:`DEFAULT_PREFERENCE` order, each architecture's tags in
+        manifest order (the first is its default).
+    """
+    published = timm.list_pretrained("vader_*")
+    return [name for architecture in DEFAULT_PREFERENCE for name in published
+            if name.split(".", 1)[0] == architecture]
+
+
+def default_model_name() -> str:
+    """The model that defaults use: the preferred architecture that has weights, with its default tag.
+
+    Returns:
+        A timm name ``"architecture.tag"`` (today ``vader_r18_fpn`` with the bundled weights' tag).
+
+    Raises:
+        WeightsNotFoundError: If no manifest lists weights for any VADeR model.
+    """
+    names = pretrained_names()
+    if not names:
+        raise WeightsNotFoundError(
+            "no VADeR model has weights in the manifests read (the bundled one and VADER_HUB_MANIFEST); "
+            "name a model and its weights file explicitly, or train and export weights (`vader-hub weights export`)"
+        )
+    return names[0]
 
 
 def _create_vader(variant: str, pretrained: bool = False, **kwargs: Any) -> VaderFPN:
