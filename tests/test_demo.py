@@ -1,26 +1,46 @@
-"""A shortened `vader-hub demo`: every output is written, the weights load verified, the held-out photo is unseen."""
-import hashlib
+"""`vader-hub demo` as the README runs it, and its `--reproduce` run from scratch."""
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
 from vader_hub import cli
-from vader_hub.demo import HELD_OUT_PHOTO, prepare_out_dir, run_demo
+from vader_hub.demo import EVAL_PHOTOS, REPRODUCE_PHOTOS, prepare_out_dir
+from vader_hub.models import default_model_name
+from vader_hub.pathlist import read_path_list
 
 
-def test_short_demo_writes_every_output_and_never_trains_on_the_evaluated_photo(tmp_path):
-    result = run_demo(tmp_path / "out", steps=2, eval_long_side=96)
-    for path in (result.weights, result.manifest, result.pca_picture, result.correspondence_picture,
-                 result.eval_markdown):
-        assert path.is_file() and path.stat().st_size > 0, path
-    entry = json.loads(result.manifest.read_text())["entries"][0]
-    assert entry["sha256"] == hashlib.sha256(result.weights.read_bytes()).hexdigest()
-    trained_on = (tmp_path / "out" / "train" / "data.txt").read_text().split()
-    assert len(trained_on) == 5 and not any(path.endswith(HELD_OUT_PHOTO) for path in trained_on)
-    evaluated = json.loads((tmp_path / "out" / "eval" / "eval.json").read_text())
-    assert evaluated["settings"]["photos"] == [HELD_OUT_PHOTO]
-    assert "random init" in result.eval_table and "trained" in result.eval_table
+def test_the_readme_demo_command_runs_in_a_fresh_empty_folder(tmp_path):
+    """Exactly `vader-hub demo`: default arguments, the relative default output folder, offline."""
+    env = dict(os.environ, VADER_HUB_OFFLINE="1", VADER_HUB_CACHE=str(tmp_path / "cache"))
+    env.pop("VADER_HUB_MANIFEST", None)
+    work = tmp_path / "new"
+    work.mkdir()
+    done = subprocess.run([sys.executable, "-m", "vader_hub.cli", "demo"], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = work / "demo-out"
+    for name in ("pca.png", "correspondences.png", "eval/eval.md", "eval/eval.json", "eval/matches.png"):
+        assert (out / name).stat().st_size > 0, name
+    report = json.loads((out / "eval" / "eval.json").read_text())
+    assert report["settings"]["photos"] == list(EVAL_PHOTOS)
+    shipped, random_init = (report["summary"][report["methods"][i]]["synthetic"]["8"] for i in (0, 1))
+    assert report["methods"][0] == default_model_name() and "random init" in report["methods"][1]
+    assert shipped > random_init + 10
+    assert "dense SIFT" in done.stdout and f"using {default_model_name()}" in done.stderr
+
+
+def test_reproduce_trains_on_other_photos_from_a_relative_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["demo", "--reproduce", "--steps", "2", "--out", "relative/out"]) == 0
+    trained_on = read_path_list(tmp_path / "relative" / "out" / "train" / "data.txt")
+    assert sorted(p.name for p in trained_on) == sorted(REPRODUCE_PHOTOS)
+    assert not set(REPRODUCE_PHOTOS) & set(EVAL_PHOTOS)
+    assert all(p.is_file() for p in trained_on)
+    printed = capsys.readouterr().out
+    assert "vader_r18_fpn.demo" in printed and "cannot show what the method learns" in printed
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
@@ -31,8 +51,15 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path):
         prepare_out_dir(locked / "demo")
 
 
-def test_cli_reports_an_unwritable_output_folder(tmp_path, capsys):
+def test_cli_reports_an_unwritable_output_folder_on_stderr(tmp_path, capsys):
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")
     assert cli.main(["demo", "--out", str(not_a_folder / "demo")]) == 2
-    assert "pass a writable folder with --out" in capsys.readouterr().out
+    assert "pass a writable folder with --out" in capsys.readouterr().err
+
+
+def test_steps_without_reproduce_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["demo", "--steps", "3"]) == 2
+    assert "--reproduce" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from vader_hub.eval.split import group_key, list_photos, source_of, split_photos
+from vader_hub.pathlist import read_path_list
 
 # The 120 file names that /work/shared/data/offline-photos.sh writes (the curated offline photo set).
 CV = """Blender_Suzanne1.jpg HappyFish.jpg aero1.jpg aero3.jpg apple.jpg baboon.jpg blox.jpg board.jpg
@@ -124,3 +125,12 @@ def test_list_photos_skips_hidden_files(tmp_path):
     for name in ("a.jpg", "b.PNG", ".a.123-beef.tmp.jpg", "notes.txt"):
         (tmp_path / name).write_bytes(b"")
     assert [path.name for path in list_photos(tmp_path)] == ["a.jpg", "b.PNG"]
+
+
+def test_the_shipped_weights_split_is_what_eval_split_gives_for_the_permissive_photo_names():
+    """docs/splits/permissive: the lists the shipped weights were trained and evaluated on, by file name."""
+    folder = Path(__file__).resolve().parents[2] / "docs" / "splits" / "permissive"
+    listed = {name: [p.name for p in read_path_list(folder / f"{name}.txt")] for name in ("train", "eval", "excluded")}
+    split = split_photos([Path("photos") / n for names in listed.values() for n in names])
+    assert {name: [p.name for p in getattr(split, name)] for name in listed} == listed
+    assert len(listed["train"]) == 57 and not any(n.startswith("mate_") for names in listed.values() for n in names)
