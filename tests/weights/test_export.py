@@ -79,3 +79,31 @@ def test_bad_exports_are_refused_before_writing(tmp_path, state, kwargs, error, 
     with pytest.raises(error, match=message):
         export_weights(state, args.pop("architecture"), tmp_path / "out", **args)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_manifest_beside_its_weights_records_them_relatively_and_moves_with_them(exported, tmp_path, monkeypatch):
+    folder = tmp_path / "shipped"
+    exported_again = export_weights(exported.module.state_dict(), "vader_r18_fpn", folder / "w", tag="test")
+    write_entry(folder / "manifest.json", exported_again.entry)
+    written = json.loads((folder / "manifest.json").read_text())["entries"][0]["sources"]
+    assert written == [{"type": "file", "path": "w/model.safetensors"}]
+    moved = tmp_path / "moved"
+    folder.rename(moved)
+    monkeypatch.setenv("VADER_HUB_MANIFEST", str(moved / "manifest.json"))
+    model = small_module(seed=7, channels=64).eval()
+    loaded = load_pretrained(model, {"architecture": "vader_r18_fpn", "tag": "test"})
+    assert loaded == moved / "w" / "model.safetensors"
+
+
+def test_half_precision_export_halves_the_file_and_loads_the_rounded_values(exported, tmp_path):
+    full = exported.result
+    half = export_weights(exported.module.state_dict(), "vader_r18_fpn", tmp_path / "half", tag="h", half=True)
+    assert half.size < 0.55 * full.size
+    with safe_open(str(half.weights), framework="pt") as handle:
+        dtypes = {handle.get_tensor(key).dtype for key in handle.keys()}
+    assert torch.float16 in dtypes and torch.float32 not in dtypes
+    model = small_module(seed=9, channels=64)
+    load_pretrained(model, {"architecture": "vader_r18_fpn", "file": str(half.weights)})
+    for key, value in exported.module.state_dict().items():
+        expected = value.half().to(value.dtype) if value.is_floating_point() else value
+        assert model.state_dict()[key].dtype == value.dtype and torch.equal(model.state_dict()[key], expected), key
