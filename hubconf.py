@@ -1,7 +1,7 @@
 """torch.hub entry points of vader-hub.
 
     import torch
-    model = torch.hub.load("<owner>/vader-hub", "vader_r50_fpn", pretrained=True)
+    model = torch.hub.load("<owner>/vader-hub", "vader_r18_fpn", pretrained=True)   # the shipped weights
     model = torch.hub.load("/path/to/checkout", "vader_r18_fpn", source="local")
 
 Each entry point returns the same network as ``timm.create_model(<name>)`` and takes the same keyword

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from vader_hub.models import default_model_name
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SMOKE = ["--model", "vader_r18_fpn", "--random-weights"]
 
@@ -51,3 +53,17 @@ def test_linear_probe(tmp_path, monkeypatch, capsys):
     assert "train: pixel accuracy" in printed and "test: pixel accuracy" in printed
     with Image.open(out) as picture:
         assert picture.size == (3 * 48, 48)
+
+
+@pytest.mark.parametrize("name, argv, output", [
+    ("dense_features.py", [], "dense_features_pca.png"),
+    ("correspondences.py", [], "correspondences.png"),
+    ("linear_probe.py", ["--train-images", "3", "--test-images", "2", "--size", "48", "--steps", "15"],
+     "linear_probe.png"),
+])
+def test_examples_without_model_options_use_the_default_pretrained_model(name, argv, output, tmp_path, monkeypatch,
+                                                                         capsys):
+    monkeypatch.chdir(tmp_path)
+    run_example(name, argv, monkeypatch)
+    assert (tmp_path / output).stat().st_size > 0
+    assert f"using {default_model_name()}" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from safetensors import safe_open
 
 from vader_hub.features import cli
 from vader_hub.features.extract import extract_dense_features
+from vader_hub.models import default_model_name
 from vader_hub.weights import export_weights
 
 from .conftest import random_photo
@@ -109,3 +110,24 @@ def test_match_draws_the_correspondence_picture(weights_file, photos, tmp_path, 
     assert (drawn[:40, :70] != left).any(axis=2).sum() > 0  # lines were drawn over image A
     assert run(["match", photos[0], tmp_path / "missing.png", "--weights", weights_file, "--out", out]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_extract_and_match_with_no_model_options_use_the_default_model(photos, tmp_path, monkeypatch, capsys):
+    default = default_model_name()
+    monkeypatch.chdir(tmp_path)
+    assert run(["extract", photos[0]]) == 0
+    assert f"using {default}" in capsys.readouterr().err
+    features, metadata = read_features(tmp_path / "extract-out" / "wide.safetensors")
+    assert f"{metadata['model']}.{metadata['tag']}" == default and metadata["weights"] == ""
+    reference = timm.create_model(default, pretrained=True).eval()
+    torch.testing.assert_close(features, extract_dense_features(photos[0], reference), rtol=0, atol=1e-5)
+    assert run(["match", *photos]) == 0
+    with Image.open(tmp_path / "match.png") as picture:
+        assert picture.size == (70 + 36, 66)
+
+
+def test_match_never_overwrites_an_input_image(weights_file, photos, capsys):
+    before = photos[0].read_bytes()
+    assert run(["match", *photos, "--weights", weights_file, "--out", photos[0]]) == 2
+    assert "would overwrite an input image" in capsys.readouterr().err
+    assert photos[0].read_bytes() == before
