@@ -99,3 +99,22 @@ def test_no_published_weights_says_how_to_get_them():
 def test_bad_arguments_are_refused(model, cfg, error):
     with pytest.raises(error):
         load_pretrained(model, cfg)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t.to(torch.int8), "stored as torch.int8"),
+    (lambda t: t.bool(), "stored as torch.bool"),
+    (lambda t: t.clone().index_fill_(0, torch.tensor([0]), float("nan")), "NaN or inf"),
+    (lambda t: t.clone().index_fill_(0, torch.tensor([0]), float("inf")), "NaN or inf"),
+])
+def test_values_that_would_load_silently_wrong_are_refused_by_name(exported, tmp_path, change, message):
+    state = exported.module.state_dict()
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.dim() > 1)
+    broken = dict(state, **{key: change(state[key])})
+    path = export_weights(broken, "vader_r18_fpn", tmp_path / "broken").weights
+    model = small_module(seed=11, channels=64)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(StateDictMismatchError, match=message) as error:
+        load_pretrained(model, {"architecture": "vader_r18_fpn", "file": str(path)})
+    assert key in str(error.value)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())

@@ -54,8 +54,9 @@ def load_state_dict_strict(model: torch.nn.Module, state_dict: Mapping[str, torc
             be absent or differently shaped (another ``num_classes``) and is then left as initialised.
 
     Raises:
-        StateDictMismatchError: listing the missing keys, unexpected keys and shape mismatches;
-            the model is left unchanged.
+        StateDictMismatchError: listing the missing keys, unexpected keys and shape mismatches, or
+            naming a floating-point tensor stored as an integer or bool or holding NaN or inf; the
+            model is left unchanged.
     """
     expected = model.state_dict()
     state_dict = _fit_classifier(expected, state_dict, classifier)
@@ -70,7 +71,22 @@ def load_state_dict_strict(model: torch.nn.Module, state_dict: Mapping[str, torc
         lines += [f"  different shapes ({len(shapes)}): {_listed(shapes)}"] if shapes else []
         lines.append("  (weights of another architecture or configuration, or a truncated export?)")
         raise StateDictMismatchError("\n".join(lines))
+    _check_values(expected, state_dict, origin)
     model.load_state_dict(state_dict, strict=True)
+
+
+def _check_values(expected: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor], origin: str) -> None:
+    """Refuse what ``load_state_dict`` would cast silently: a floating-point parameter stored as an
+    integer or bool, or holding NaN or inf. Another floating dtype (half-precision storage) is cast."""
+    for key, value in state_dict.items():
+        if not expected[key].is_floating_point():
+            continue
+        if not value.is_floating_point():
+            raise StateDictMismatchError(f"{origin}: tensor {key} is stored as {value.dtype}, but the model's is "
+                                         f"{expected[key].dtype}: not weights this model can load")
+        if not bool(torch.isfinite(value).all()):
+            raise StateDictMismatchError(f"{origin}: tensor {key} holds NaN or inf values; the weights are broken "
+                                         "(a diverged run?) and were not loaded")
 
 
 def read_user_file(path: Path) -> VerifiedWeights:
