@@ -47,6 +47,11 @@ def test_overrides_are_parsed_to_each_field_type():
     ({"amp": "int8"}, "amp must be one of"),
     ({"flip_prob": "1.5"}, r"flip_prob must be in \[0, 1\]"),
     ({"image_size": "16"}, "at least 32"),
+    ({"temperature": "inf"}, "temperature must be positive and finite"),
+    ({"noise_std_max": "-0.1"}, "noise_std_max must be a finite number >= 0"),
+    ({"blur_sigma_min": "3.0"}, "blur_sigma_min <= blur_sigma_max"),
+    ({"hue": "5"}, r"hue must be in \[0, 0.5\]"),
+    ({"weights_tag": "../x"}, "weights_tag '../x' is not a valid tag"),
 ])
 def test_bad_values_are_refused_with_the_field_named(overrides, message):
     with pytest.raises(ValueError, match=message):

@@ -14,6 +14,8 @@ import math
 import typing
 from dataclasses import dataclass
 
+from ..weights.schema import TAG_PATTERN
+
 AMP_MODES = ("auto", "bf16", "fp16", "fp32")
 IMAGENET_STEPS_PER_EPOCH = 5004  # ceil(1,281,167 / 256): ImageNet-1k at the paper's batch
 
@@ -143,8 +145,19 @@ def _problems(config: TrainConfig) -> list[str]:
                         f"({config.bn_group_size}): batch norm runs over groups of that size")
     if not config.in_image_min_distance > 0.0:
         problems.append(f"in_image_min_distance must be positive (in cells), got {config.in_image_min_distance}")
-    if not 0.0 < config.temperature:
-        problems.append(f"temperature must be positive, got {config.temperature}")
+    if not 0.0 < config.temperature < math.inf:
+        problems.append(f"temperature must be positive and finite, got {config.temperature}")
+    problems += [f"{name} must be a finite number >= 0, got {getattr(config, name)!r}"
+                 for name in ("brightness", "contrast", "saturation", "noise_std_max")
+                 if not 0.0 <= getattr(config, name) < math.inf]
+    if not 0.0 <= config.hue <= 0.5:
+        problems.append(f"hue must be in [0, 0.5] (a fraction of the colour wheel each way), got {config.hue}")
+    if not 0.0 < config.blur_sigma_min <= config.blur_sigma_max < math.inf:
+        problems.append(f"blur sigmas must satisfy 0 < blur_sigma_min <= blur_sigma_max, got "
+                        f"{config.blur_sigma_min} and {config.blur_sigma_max}")
+    if not TAG_PATTERN.fullmatch(config.weights_tag):
+        problems.append(f"weights_tag {config.weights_tag!r} is not a valid tag: letters, digits, '_' and '-', "
+                        "starting with a letter or digit (or empty)")
     if not 0.0 <= config.momentum < 1.0:
         problems.append(f"momentum must be in [0, 1), got {config.momentum}")
     if config.amp not in AMP_MODES:
