@@ -60,6 +60,8 @@ def test_resume_refuses_a_config_that_changes_the_maths_or_other_data(tiny_confi
     next(fewer.rglob("*.jpg")).unlink()
     with pytest.raises(ValueError, match="not the ones the checkpoint was trained on"):
         train(dataclasses.replace(tiny_config, steps=2, data=str(fewer)), resume=tiny_config.out_dir)
+    with pytest.raises(ValueError, match="below the checkpoint's step 2"):
+        train(dataclasses.replace(tiny_config, steps=1), resume=tiny_config.out_dir)
 
 
 def test_missing_data_is_a_clear_error(tiny_config):

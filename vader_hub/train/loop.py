@@ -116,6 +116,9 @@ def _run(config: TrainConfig, context: DistributedContext, resume, show_progress
     checkpoint = load_checkpoint(resume) if resume is not None else None
     if checkpoint is not None:
         check_resume_config(config, config_from_dict(checkpoint["config"]))
+        if config.steps < int(checkpoint["step"]):
+            raise ValueError(f"steps={config.steps} is below the checkpoint's step {int(checkpoint['step'])}: a resume "
+                             "cannot go back; pass --steps of at least that many, or start a new run")
     _check_world(config, context)
     out_dir = Path(config.out_dir)
     images = list_images(config.data)
