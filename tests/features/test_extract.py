@@ -15,6 +15,7 @@ from torch import nn
 
 from vader_hub.features import extract
 from vader_hub.features.extract import extract_dense_features
+from vader_hub.models import default_model_name
 
 from .conftest import random_photo
 
@@ -233,9 +234,13 @@ def test_named_models_are_pretrained_and_built_once(monkeypatch, r18):
 
 
 @pytest.mark.skipif(bool(timm.list_pretrained("vader_r50_fpn*")), reason="weights for vader_r50_fpn are published")
-def test_default_model_without_published_weights_fails_clearly():
-    with pytest.raises(FileNotFoundError):
-        extract_dense_features(torch.rand(3, 32, 32))
+def test_the_default_model_is_the_best_one_with_weights_and_a_model_without_fails_clearly():
+    image = torch.rand(3, 32, 40, generator=torch.Generator().manual_seed(0))
+    reference = timm.create_model(default_model_name(), pretrained=True).eval()
+    torch.testing.assert_close(extract_dense_features(image), extract_dense_features(image, reference))
+    if not timm.list_pretrained("vader_r50_fpn*"):
+        with pytest.raises(FileNotFoundError, match="no pretrained weights for vader_r50_fpn"):
+            extract_dense_features(image, "vader_r50_fpn")
 
 
 @pytest.mark.gpu

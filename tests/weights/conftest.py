@@ -5,7 +5,7 @@ from typing import Iterator
 import pytest
 from huggingface_hub import constants as hf_constants
 
-from vader_hub.weights import export_weights
+from vader_hub.weights import export_weights, manifest
 
 from .helpers import Exported, small_module
 from .servers import FaultServer
@@ -17,8 +17,9 @@ FAST_POLICY = {"VADER_HUB_CONNECT_TIMEOUT": "2", "VADER_HUB_READ_TIMEOUT": "0.5"
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own caches and no user manifests; downloads give up fast.
+def isolated_env(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own caches, no user manifests and an empty bundled manifest (the shipped
+    weights are tested in tests/test_bundled_weights.py); downloads give up fast.
 
     huggingface_hub read HF_HUB_OFFLINE at import: an offline CI machine must still reach the
     loopback Hub endpoint, so its flag is cleared too (offline tests set the variable, which
@@ -28,6 +29,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("VADER_HUB_CACHE", str(tmp_path / "vader_cache"))
+    empty_bundled = tmp_path_factory.mktemp("bundled") / "weights_manifest.json"
+    empty_bundled.write_text('{"schema_version": 1, "entries": []}\n')
+    monkeypatch.setattr(manifest, "bundled_manifest_path", lambda: empty_bundled)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_cache"))
     for name, value in FAST_POLICY.items():
         monkeypatch.setenv(name, value)

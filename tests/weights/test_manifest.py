@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from vader_hub.weights import manifest as manifest_module
 from vader_hub.weights.errors import ManifestError
 from vader_hub.weights.manifest import (
     FileSource,
@@ -123,8 +124,8 @@ def test_user_manifests_come_after_the_bundled_one(tmp_path, monkeypatch):
                             [entry(tag="b", sha256="cd" * 32), entry(architecture="vader_r18_fpn")])
     monkeypatch.setenv("VADER_HUB_MANIFEST", f"{first}{os.pathsep}{second}{os.pathsep}")
     manifest = read_manifests()
-    assert manifest.paths == [bundled_manifest_path(), first, second]
-    bundled = len(read_manifest_file(bundled_manifest_path()))
+    assert manifest.paths == [manifest_module.bundled_manifest_path(), first, second]
+    bundled = len(read_manifest_file(manifest_module.bundled_manifest_path()))
     assert [e.name for e in manifest.entries[bundled:]] == ["vader_r50_fpn.a", "vader_r50_fpn.b", "vader_r18_fpn.in1k"]
     assert manifest.tags_for("vader_r50_fpn")[-2:] == ["a", "b"]
     assert manifest.find("vader_r18_fpn", "").tag == "in1k"  # an empty tag means the first one
