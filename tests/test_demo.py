@@ -1,6 +1,7 @@
 """`vader-hub demo` as the README runs it, and its `--reproduce` run from scratch."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -18,7 +19,8 @@ def test_the_readme_demo_command_runs_in_a_fresh_empty_folder(tmp_path):
     env.pop("VADER_HUB_MANIFEST", None)
     work = tmp_path / "new"
     work.mkdir()
-    done = subprocess.run([sys.executable, "-m", "vader_hub.cli", "demo"], cwd=work, env=env,
+    command = [shutil.which("vader-hub")] if shutil.which("vader-hub") else [sys.executable, "-m", "vader_hub.cli"]
+    done = subprocess.run([*command, "demo"], cwd=work, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     out = work / "demo-out"
