@@ -12,7 +12,6 @@ timm's own, unverified path and bypasses all of this.
 """
 from typing import Any, Dict, List
 
-import timm
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._builder import pretrained_cfg_for_features
@@ -82,9 +81,9 @@ def pretrained_names() -> List[str]:
         The names, architectures in :data:`DEFAULT_PREFERENCE` order, each architecture's tags in
         manifest order (the first is its default).
     """
-    published = timm.list_pretrained("vader_*")
-    return [name for architecture in DEFAULT_PREFERENCE for name in published
-            if name.split(".", 1)[0] == architecture]
+    return [f"{architecture}.{tag}" if tag else architecture
+            for architecture in DEFAULT_PREFERENCE
+            for tag in default_cfgs[architecture].tags if default_cfgs[architecture].cfgs[tag].has_weights]
 
 
 def default_model_name() -> str:
