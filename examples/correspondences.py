@@ -17,8 +17,8 @@ import timm
 import torch
 
 from vader_hub import correspondence_image, extract_dense_features, match_features
+from vader_hub.cli.options import add_model_arguments, architecture_name, load_model
 from vader_hub.features.inputs import load_image, resize
-from vader_hub.modelargs import add_model_arguments, architecture_name, load_model
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:

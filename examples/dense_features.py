@@ -17,8 +17,8 @@ import timm
 from PIL import Image
 
 from vader_hub import extract_dense_features, pca_image
+from vader_hub.cli.options import add_model_arguments, architecture_name, load_model
 from vader_hub.features.inputs import load_image, target_size
-from vader_hub.modelargs import add_model_arguments, architecture_name, load_model
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:

@@ -21,7 +21,7 @@ from PIL import Image
 from torch import nn
 
 from vader_hub import extract_dense_features
-from vader_hub.modelargs import add_model_arguments, architecture_name, load_model
+from vader_hub.cli.options import add_model_arguments, architecture_name, load_model
 from vader_hub.models.cells import upsample_to_pixels
 
 NUM_CLASSES = 3

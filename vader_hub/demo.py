@@ -32,10 +32,10 @@ import timm
 import torch
 from PIL import Image
 
+from .cli.eval import optional_sift_method
+from .cli.options import add_model_arguments, load_model
 from .eval import evaluate, network_method, patch_method, random_init_method, to_markdown, write_report
-from .eval.cli import optional_sift_method
 from .features import correspondence_image, extract_dense_features, match_features, pca_image
-from .modelargs import add_model_arguments, load_model
 from .pathlist import write_path_list
 from .train import TrainConfig, preset, train
 from .weights.errors import WeightsError

@@ -13,10 +13,17 @@ import re
 from pathlib import Path
 from typing import Iterable, List, Sequence, Union
 
-from .weights.fileio import atomic_write
+from .fileio import atomic_write
 
 PathLike = Union[str, os.PathLike]
 _COMMENT = re.compile(r"(^|\s)#.*$")
+# The image files a folder of photos is read for, wherever a folder stands for its photos.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def is_image_file(path: Path) -> bool:
+    """Whether ``path`` is a visible file with an image suffix (hidden ones are temporaries, not photos)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
 
 
 def read_path_list(path: PathLike) -> List[Path]:

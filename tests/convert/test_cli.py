@@ -8,7 +8,7 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from vader_hub.convert import cli
+from vader_hub.cli import convert as cli
 from vader_hub.weights import export_weights
 
 from . import projects

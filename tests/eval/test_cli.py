@@ -8,7 +8,7 @@ import timm
 import torch
 from PIL import Image
 
-from vader_hub.eval import cli
+from vader_hub.cli import eval as cli
 from vader_hub.eval.split import list_photos, split_photos
 from vader_hub.weights.export import export_weights
 

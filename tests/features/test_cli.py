@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
-from vader_hub.features import cli
+from vader_hub.cli import features as cli
 from vader_hub.features.extract import extract_dense_features
 from vader_hub.models import default_model_name
 from vader_hub.weights import export_weights

@@ -6,7 +6,8 @@ import dataclasses
 import pytest
 
 from vader_hub.cli import build_parser
-from vader_hub.train import cli, preset
+from vader_hub.cli import train as cli
+from vader_hub.train import preset
 from vader_hub.train.checkpoint import REQUIRED_KEYS, save_checkpoint
 
 

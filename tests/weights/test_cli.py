@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from vader_hub.cli.weights import register
 from vader_hub.weights import export_weights
 from vader_hub.weights.cache import cached_path
-from vader_hub.weights.cli import register
 from vader_hub.weights.manifest import read_manifest_file, read_manifests
 from vader_hub.weights.resolve import cached_copies
 

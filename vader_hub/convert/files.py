@@ -17,7 +17,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ..weights.fileio import write_through_temporary
+from ..fileio import write_through_temporary
 
 PathLike = Union[str, os.PathLike]
 

@@ -6,7 +6,7 @@
     >>> report = evaluate(methods, photos, seed=0)
     >>> report.mean("model.safetensors")          # {2: ..., 4: ..., 8: ...}, PCK in %
 
-The command line is ``vader-hub eval`` (:mod:`.cli`); the protocol is in ``docs/eval.md``.
+The command line is ``vader-hub eval`` (:mod:`vader_hub.cli.eval`); the protocol is in ``docs/eval.md``.
 """
 from .benchmark import THRESHOLDS, evaluate
 from .cases import Case, pair_case, synthetic_case

@@ -4,7 +4,7 @@
   features per stride-4 cell, or per pixel.
 - :func:`match_features` (``matching.py``): mutual or dense nearest neighbours between two maps.
 - :func:`pca_image`, :func:`correspondence_image` (``pictures.py``): what the features see.
-- ``inputs.py`` turns every accepted image kind into float RGB tensors; ``cli.py`` adds the
+- ``inputs.py`` turns every accepted image kind into float RGB tensors; :mod:`vader_hub.cli.features` adds the
   ``vader-hub extract`` and ``vader-hub match`` sub-commands.
 """
 from .extract import extract_dense_features

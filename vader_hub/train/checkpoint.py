@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..weights.fileio import write_through_temporary
+from ..fileio import write_through_temporary
 
 CHECKPOINT_NAME = "checkpoint.pt"
 REQUIRED_KEYS = ("encoder", "momentum_encoder", "queue", "queue_ids", "queue_ptr", "optimizer", "scaler",

@@ -20,8 +20,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from ..fileio import atomic_write
 from ..pathlist import write_path_list
-from ..weights.fileio import atomic_write
 from .batchnorm import sync_running_stats
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import TrainConfig, config_from_dict

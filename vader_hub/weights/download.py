@@ -24,9 +24,9 @@ import requests
 import urllib3
 from tqdm.auto import tqdm
 
+from ..fileio import HASH_CHUNK_BYTES
 from .cache import PARTIAL_SUFFIX, partial_path
 from .errors import ChecksumMismatchError, DownloadError, SizeLimitError
-from .fileio import HASH_CHUNK_BYTES
 
 CHUNK_BYTES = 1 << 20
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}

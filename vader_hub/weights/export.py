@@ -16,7 +16,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 import torch
 from safetensors.torch import save as save_safetensors_bytes
 
-from .fileio import atomic_write
+from ..fileio import atomic_write
 from .schema import PROVENANCE_KEYS, FileSource, Source, WeightsEntry, parse_entry
 from .verify import WEIGHTS_FORMAT
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..fileio import atomic_write
 from .errors import ManifestError
-from .fileio import atomic_write
 from .schema import FileSource, HfSource, Source, UrlSource, WeightsEntry, parse_entry
 
 SCHEMA_VERSION = 1

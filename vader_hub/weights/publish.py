@@ -13,8 +13,8 @@ from typing import Optional, Tuple
 
 from huggingface_hub import CommitOperationAdd, HfApi
 
+from ..fileio import atomic_write
 from .export import WEIGHTS_FILENAME
-from .fileio import atomic_write
 from .manifest import write_entry
 from .schema import REPO_ID_PATTERN, FileSource, HfSource, WeightsEntry, parse_entry
 from .verify import check_metadata, read_metadata, read_verified

@@ -14,15 +14,15 @@ import sys
 from pathlib import Path
 from typing import Callable, List
 
-from .cache import cached_path, list_cached_files, lock_path, partial_path, remove_cached
-from .checkpoint import read_export_input
-from .errors import ChecksumMismatchError, WeightsError
-from .export import DEFAULT_LICENSE, export_weights
-from .hf import evict
-from .manifest import Manifest, WeightsEntry, read_manifests, write_entry
-from .publish import prepare_publish, publish
-from .resolve import ResolveOptions, cached_copies, resolve_entry
-from .verify import read_verified
+from ..weights.cache import cached_path, list_cached_files, lock_path, partial_path, remove_cached
+from ..weights.checkpoint import read_export_input
+from ..weights.errors import ChecksumMismatchError, WeightsError
+from ..weights.export import DEFAULT_LICENSE, export_weights
+from ..weights.hf import evict
+from ..weights.manifest import Manifest, WeightsEntry, read_manifests, write_entry
+from ..weights.publish import prepare_publish, publish
+from ..weights.resolve import ResolveOptions, cached_copies, resolve_entry
+from ..weights.verify import read_verified
 
 Handler = Callable[[argparse.Namespace], int]
 

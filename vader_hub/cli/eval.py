@@ -15,13 +15,9 @@ import sys
 from pathlib import Path
 from typing import List
 
-from ..features.extract import resolve_model
-from ..pathlist import read_path_list, write_path_list
-from ..weights.errors import WeightsError
-from ..weights.verify import recorded_architecture
-from .benchmark import THRESHOLDS, evaluate
-from .cases import GRID_STEP, LONG_SIDE
-from .methods import (
+from ..eval.benchmark import THRESHOLDS, evaluate
+from ..eval.cases import GRID_STEP, LONG_SIDE
+from ..eval.methods import (
     RANDOM_INIT_SEEDS,
     Method,
     network_method,
@@ -30,9 +26,13 @@ from .methods import (
     sift_method,
     weights_method,
 )
-from .pairs import load_pairs
-from .report import to_markdown, write_report
-from .split import IMAGE_SUFFIXES, list_photos, source_of, split_photos
+from ..eval.pairs import load_pairs
+from ..eval.report import to_markdown, write_report
+from ..eval.split import IMAGE_SUFFIXES, list_photos, source_of, split_photos
+from ..features.extract import resolve_model
+from ..pathlist import read_path_list, write_path_list
+from ..weights.errors import WeightsError
+from ..weights.verify import recorded_architecture
 
 USAGE_ERROR = 2
 DEFAULT_ARCHITECTURE = "vader_r18_fpn"

@@ -16,8 +16,8 @@ import os
 import sys
 import typing
 
-from .checkpoint import load_checkpoint
-from .config import PRESETS, TrainConfig, apply_overrides, config_from_dict, field_types, preset
+from ..train.checkpoint import load_checkpoint
+from ..train.config import PRESETS, TrainConfig, apply_overrides, config_from_dict, field_types, preset
 
 
 def _flag(name: str) -> str:
@@ -66,7 +66,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Run training for parsed arguments; returns the exit code (0 done, 1 stopped on a bad loss, 2 bad input)."""
-    from .loop import NonFiniteLossError, train
+    from ..train.loop import NonFiniteLossError, train
 
     try:
         config = config_from_args(args)

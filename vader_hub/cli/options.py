@@ -15,10 +15,10 @@ import timm
 import torch
 from torch import nn
 
-from .features.extract import parse_device, resolve_model
-from .models import default_model_name
-from .weights.errors import WeightsNotFoundError
-from .weights.verify import recorded_architecture
+from ..features.extract import parse_device, resolve_model
+from ..models import default_model_name
+from ..weights.errors import WeightsNotFoundError
+from ..weights.verify import recorded_architecture
 
 CLI_HINT = (
     "On the command line, pass --weights FILE (a vader-hub .safetensors file, such as a training run's "

@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from vader_hub.weights.fileio import atomic_write, sha256_file, write_through_temporary
+from vader_hub.fileio import atomic_write, sha256_file, write_through_temporary
 
 
 def test_atomic_write_replaces_the_whole_file_and_leaves_no_temporary(tmp_path):

@@ -16,12 +16,12 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from ..modelargs import add_model_arguments, load_model
+from ..convert.deploy import check_onnx, export_onnx, export_program, save_program
+from ..convert.export import EXPORT_TARGETS, export_decoder, export_trunk, save_decoder, save_export
+from ..convert.trunk import TRUNK_PREFIX, load_trunk, save_trunk
 from ..weights import WeightsError
 from ..weights.checkpoint import read_export_input
-from .deploy import check_onnx, export_onnx, export_program, save_program
-from .export import EXPORT_TARGETS, export_decoder, export_trunk, save_decoder, save_export
-from .trunk import TRUNK_PREFIX, load_trunk, save_trunk
+from .options import add_model_arguments, load_model
 
 USAGE_ERROR = 2
 USER_ERRORS = (ValueError, TypeError, OSError, ImportError, WeightsError)

@@ -13,14 +13,10 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from . import __version__, demo, info
-from .convert import cli as convert_cli
-from .eval import cli as eval_cli
-from .features import cli as features_cli
-from .train import cli as train_cli
-from .weights import cli as weights_cli
+from .. import __version__, demo, info
+from . import convert, eval, features, train, weights
 
-SUBCOMMAND_MODULES = (demo, info, features_cli, train_cli, eval_cli, weights_cli, convert_cli)
+SUBCOMMAND_MODULES = (demo, info, features, train, eval, weights, convert)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +34,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     return args.func(args) or 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

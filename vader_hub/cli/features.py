@@ -20,14 +20,14 @@ from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
-from ..modelargs import ChosenModel, add_model_arguments, load_model
+from ..features.extract import extract_dense_features
+from ..features.inputs import load_image, target_size
+from ..features.matching import MATCH_MODES, Matches, match_features, rescale_points
+from ..features.pictures import correspondence_image, pca_image
+from ..fileio import write_through_temporary
 from ..models.cells import STRIDE
 from ..weights import WeightsError
-from ..weights.fileio import write_through_temporary
-from .extract import extract_dense_features
-from .inputs import load_image, target_size
-from .matching import MATCH_MODES, Matches, match_features, rescale_points
-from .pictures import correspondence_image, pca_image
+from .options import ChosenModel, add_model_arguments, load_model
 
 USAGE_ERROR = 2
 
