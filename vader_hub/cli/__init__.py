@@ -10,7 +10,6 @@
     vader-hub convert ...
 """
 import argparse
-import sys
 from typing import Optional, Sequence
 
 from .. import __version__, demo, info
