@@ -9,11 +9,14 @@ everything beyond the networks' forward and backward (data, loss, queue, optimiz
 at most 10% of the step, and waiting for data at most 5%, with the default loader settings for the
 machine. The loader workers' CPU time is reported too: on 2 cores they compete with the model.
 
-Phases, timed with a clock read between them (CUDA is synchronised first): data (waiting for the
-loader, then the copy and normalisation), forward (query), forward (key: gather, shuffle, forward,
-bilinear sampling), loss, backward, optimizer and EMA, queue. The first `--warmup` steps are not
-counted; the report gives medians over the timed steps. Without `--data`, scikit-image's bundled
-photos are written as 512-px JPEGs into a temporary folder, so decoding costs what real photos cost.
+Phases are the `torch.profiler.record_function` ranges of the trainer's own `train_step`
+(forward query; forward key: gather, shuffle, forward, bilinear sampling; loss; statistics, the
+loss all-reduce; backward; optimizer and EMA; queue), plus `data`: waiting for the loader, then the
+copy and normalisation (`prepare_batch`). On CPU a phase's time is its range's wall time; on CUDA it
+is the GPU time of the kernels it launched (`data` stays the host's wait). The first `--warmup`
+steps are not profiled; the report gives medians over the profiled steps. Without `--data`,
+scikit-image's bundled photos are written as 512-px JPEGs into a temporary folder, so decoding
+costs what real photos cost.
 """
 
 import argparse
@@ -25,22 +28,16 @@ import time
 from pathlib import Path
 
 import torch
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity, profile, record_function
 
 from vader_hub.train.config import TrainConfig
 from vader_hub.train.data import ResumableSampler, ViewPairDataset, build_loader, default_num_workers, list_images
 from vader_hub.train.schedule import learning_rate_at
 from vader_hub.train.state import build_state
-from vader_hub.train.step import (
-    backward,
-    contrastive_loss,
-    enqueue_keys,
-    key_features,
-    optimizer_step,
-    prepare_batch,
-    query_features,
-)
+from vader_hub.train.step import STEP_PHASES, prepare_batch, train_step
 
-PHASES = ("data", "forward_query", "forward_key", "loss", "backward", "optimizer_ema", "queue")
+PHASES = ("data", *STEP_PHASES)
 NETWORK_PHASES = ("forward_query", "forward_key", "backward")
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
                   "retina", "colorwheel", "camera", "coins", "moon", "page", "text", "clock", "grass", "brick",
@@ -74,41 +71,45 @@ def worker_cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def phase_seconds(profiler: profile, on_gpu: bool) -> dict[str, list[float]]:
+    """Each phase's time in every profiled step: its range's wall time, or on the GPU its kernels' time."""
+    times = {phase: [] for phase in PHASES}
+    for event in profiler.events():
+        if event.name in times and event.device_type == DeviceType.CPU:
+            gpu = on_gpu and event.name != "data"
+            times[event.name].append((event.device_time_total if gpu else event.cpu_time_total) / 1e6)
+    return times
+
+
 def measure(config: TrainConfig, steps: int, warmup: int) -> dict:
-    """Run `warmup + steps` training steps and return per-phase medians and shares."""
+    """Run `warmup + steps` training steps, profiling the last `steps`; return per-phase medians and shares."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     torch.manual_seed(config.seed)
     state = build_state(config, device)
-    mean, std = (torch.tensor(state.encoder.pretrained_cfg[k], device=device) for k in ("mean", "std"))
     images = list_images(config.data)
     sampler = ResumableSampler(len(images.paths), config.batch_size, 1, 0, config.seed)
     loader = build_loader(ViewPairDataset(images, config), sampler, config, 1, pin_memory=device.type == "cuda")
     sampler.set_steps(0, warmup + steps)
-    iterator, times, clock = iter(loader), {phase: [] for phase in PHASES}, time.perf_counter
+    iterator, clock = iter(loader), time.perf_counter
     pids = [w.pid for w in getattr(iterator, "_workers", [])]
-    for step in range(warmup + steps):
-        if step == warmup:
-            worker_start, main_start, wall_start = worker_cpu_seconds(pids), time.process_time(), clock()
-        marks = [clock()]
-        batch = prepare_batch(next(iterator), device, mean, std, state.channels_last)
-        sync(), marks.append(clock())
-        queries = query_features(state, batch)
-        sync(), marks.append(clock())
-        keys = key_features(state, batch, step)
-        sync(), marks.append(clock())
-        result = contrastive_loss(state, queries, keys, batch)
-        sync(), marks.append(clock())
-        backward(state, result.loss)
-        sync(), marks.append(clock())
-        optimizer_step(state, learning_rate_at(step, config))
-        sync(), marks.append(clock())
-        enqueue_keys(state, keys)
-        sync(), marks.append(clock())
-        if step >= warmup:
-            for phase, start, end in zip(PHASES, marks, marks[1:], strict=False):
-                times[phase].append(end - start)
+
+    def run_step(step: int) -> None:
+        with record_function("data"):
+            batch = prepare_batch(next(iterator), device, state.encoder.pretrained_cfg, state.channels_last)
+        train_step(state, batch, step, learning_rate_at(step, config))
+
+    for step in range(warmup):
+        run_step(step)
+    sync()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    worker_start, main_start, wall_start = worker_cpu_seconds(pids), time.process_time(), clock()
+    with profile(activities=activities) as profiler:
+        for step in range(warmup, warmup + steps):
+            run_step(step)
+        sync()
     wall = clock() - wall_start
+    times = phase_seconds(profiler, on_gpu=device.type == "cuda")
     medians = {phase: statistics.median(values) for phase, values in times.items()}
     step_time = sum(medians.values())
     return {"device": device.type, "threads": torch.get_num_threads(), "workers": loader.num_workers,

@@ -11,8 +11,9 @@ it prints that it was skipped and exits 0.
 
 Data is synthetic and already on the device (views, matched cells and key points drawn at random),
 so the numbers are the trainer's compute alone: the real loader is measured by train_step.py.
-A step is the trainer's own phases (forward query, forward key, loss, backward, optimizer and EMA,
-queue). FLOPs per step are counted once with torch.utils.flop_counter on the eager step.
+A step is the trainer's own `train_step` (forward query, forward key, loss, backward, optimizer and
+EMA, queue), with the trainer's own `torch.compile` wrapping (`wrap_for_speed`). FLOPs per step are
+counted once with torch.utils.flop_counter on the eager step.
 """
 
 import argparse
@@ -28,18 +29,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from vader_hub.models.cells import output_size
 from vader_hub.train.config import TrainConfig
-from vader_hub.train.loop import enable_fast_cuda_math
-from vader_hub.train.state import build_state
-from vader_hub.train.step import (
-    DeviceBatch,
-    TrainState,
-    backward,
-    contrastive_loss,
-    enqueue_keys,
-    key_features,
-    optimizer_step,
-    query_features,
-)
+from vader_hub.train.distributed import setup_distributed
+from vader_hub.train.precision import enable_fast_cuda_math
+from vader_hub.train.state import TrainState, build_state, wrap_for_speed
+from vader_hub.train.step import DeviceBatch, train_step
+
+LEARNING_RATE = 1e-3  # small and constant: the schedule costs nothing, and random batches must not diverge
 
 
 def synthetic_batch(config: TrainConfig, device: torch.device, channels_last: bool) -> DeviceBatch:
@@ -54,24 +49,15 @@ def synthetic_batch(config: TrainConfig, device: torch.device, channels_last: bo
     points = torch.rand(config.batch_size, config.pairs_per_image, 2, generator=generator)  # (B, P, 2)
     points = points * torch.tensor([width - 1, height - 1])
     return DeviceBatch(query_views=views[0], key_views=views[1], query_cells=cells.to(device),
-                       key_points=points.to(device), image_ids=torch.arange(config.batch_size, device=device))
-
-
-def train_step(state: TrainState, batch: DeviceBatch, step: int) -> None:
-    """One full step, the same phases as the trainer's loop."""
-    queries = query_features(state, batch)
-    keys = key_features(state, batch, step)
-    result = contrastive_loss(state, queries, keys, batch)
-    backward(state, result.loss)
-    optimizer_step(state, 1e-3)
-    enqueue_keys(state, keys)
+                       key_points=points.to(device), image_ids=torch.arange(config.batch_size, device=device),
+                       load_failures=torch.zeros(config.batch_size, dtype=torch.long, device=device))
 
 
 def step_flops(state: TrainState, batch: DeviceBatch) -> int:
     """FLOPs of one eager step (matmuls and convolutions, as torch's flop counter counts them)."""
     counter = FlopCounterMode(display=False)
     with counter:
-        train_step(state, batch, 0)
+        train_step(state, batch, 0, LEARNING_RATE)
     return counter.get_total_flops()
 
 
@@ -81,7 +67,7 @@ def median_step_seconds(state: TrainState, batch: DeviceBatch, warmup: int, step
     for step in range(warmup + steps):
         sync()
         start = time.perf_counter()
-        train_step(state, batch, step)
+        train_step(state, batch, step, LEARNING_RATE)
         sync()
         if step >= warmup:
             times.append(time.perf_counter() - start)
@@ -107,12 +93,10 @@ def measure(config: TrainConfig, device: torch.device, compile_model: bool, warm
     """Images/s, peak memory and achieved TFLOP/s of the trainer on `device`."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     torch.manual_seed(0)
-    state = build_state(config, device)
+    state = build_state(dataclasses.replace(config, compile=compile_model), device)
     batch = synthetic_batch(config, device, state.channels_last)
-    flops = step_flops(state, batch)
-    if compile_model:
-        state.encoder_forward = torch.compile(state.encoder)
-        state.momentum_forward = torch.compile(state.momentum_encoder)
+    flops = step_flops(state, batch)  # eager: the compiled wrappers come next
+    state = wrap_for_speed(state, setup_distributed(device.type))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seconds = median_step_seconds(state, batch, warmup, steps, sync)

@@ -1,4 +1,4 @@
-"""Checkpoints: atomic writes, weights_only loading, RNG states."""
+"""Checkpoints: atomic writes, weights_only loading, the older flat queue, RNG states, the weights reader."""
 
 import random
 
@@ -9,17 +9,21 @@ import torch
 from vader_hub.train.checkpoint import (
     REQUIRED_KEYS,
     capture_rng_state,
+    is_trainer_checkpoint,
     load_checkpoint,
+    read_trained_weights,
     restore_rng_state,
     save_checkpoint,
 )
+from vader_hub.train.queue import KeyQueue
+from vader_hub.weights.errors import NotAWeightsFileError
 
 
 def minimal(step):
     checkpoint = {key: {} for key in REQUIRED_KEYS}
-    checkpoint.update(encoder={"w": torch.full((3,), float(step))}, step=step, queue=torch.zeros(2, 2),
-                      queue_ids=torch.zeros(2, dtype=torch.long), queue_ptr=0, rng=capture_rng_state(),
-                      config={"model": "vader_r18_fpn"})
+    checkpoint.update(encoder={"w": torch.full((3,), float(step))}, step=step, rng=capture_rng_state(),
+                      queue={"keys": torch.zeros(2, 2), "ids": torch.zeros(2, dtype=torch.long), "pointer": 0},
+                      config={"model": "vader_r18_fpn", "data": "photos/"}, code_version="0.1.0+gabc")
     return checkpoint
 
 
@@ -63,3 +67,51 @@ def test_rng_states_are_restored(tmp_path):
     restore_rng_state(load_checkpoint(tmp_path / "c.pt")["rng"])
     assert torch.equal(torch.rand(3), expected[0])
     assert random.random() == expected[1] and np.random.rand() == expected[2]
+
+
+def test_a_checkpoint_with_the_older_flat_queue_still_loads_and_restores(tmp_path):
+    queue = KeyQueue(4, 2)
+    queue.enqueue(torch.ones(3, 2), torch.arange(3))
+    flat = minimal(5)
+    flat.update(queue=queue.keys.clone(), queue_ids=queue.ids.clone(), queue_ptr=queue.pointer)
+    torch.save(flat, tmp_path / "checkpoint.pt")
+    loaded = load_checkpoint(tmp_path)
+    assert "queue_ids" not in loaded and "queue_ptr" not in loaded
+    restored = KeyQueue(4, 2, seed=7)
+    restored.load_state_dict(loaded["queue"])
+    assert torch.equal(restored.keys, queue.keys) and torch.equal(restored.ids, queue.ids) and restored.pointer == 3
+    del flat["queue_ptr"]
+    torch.save(flat, tmp_path / "broken.pt")
+    with pytest.raises(ValueError, match="missing"):
+        load_checkpoint(tmp_path / "broken.pt")
+
+
+def test_trained_weights_come_with_the_provenance_export_records(tmp_path):
+    save_checkpoint(minimal(7), tmp_path / "run" / "checkpoint.pt")
+    weights = read_trained_weights(tmp_path / "run")
+    assert is_trainer_checkpoint(minimal(7)) and not is_trainer_checkpoint({"state_dict": {}})
+    assert weights.architecture == "vader_r18_fpn" and torch.equal(weights.state_dict["w"], torch.full((3,), 7.0))
+    assert weights.provenance == {"config": {"model": "vader_r18_fpn", "data": "photos/"}, "data": "photos/",
+                                  "steps": 7, "code_version": "0.1.0+gabc"}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"config": {"data": "photos/"}}, "'model' name"),
+    ({"encoder": {"w": [1.0]}}, "state dict of tensors"),
+    ({"encoder": None}, "state dict of tensors"),
+])
+def test_trained_weights_refuse_a_checkpoint_without_a_model_or_tensors(tmp_path, change, message):
+    torch.save({**minimal(1), **change}, tmp_path / "checkpoint.pt")
+    with pytest.raises(NotAWeightsFileError, match=message):
+        read_trained_weights(tmp_path / "checkpoint.pt")
+
+
+def test_trained_weights_refuse_other_files(tmp_path):
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(NotAWeightsFileError, match=r"missing \['encoder', 'config', 'step'\]"):
+        read_trained_weights(tmp_path / "other.pt")
+    (tmp_path / "text.pt").write_text("not a torch file")
+    with pytest.raises(NotAWeightsFileError, match="weights_only"):
+        read_trained_weights(tmp_path / "text.pt")
+    with pytest.raises(FileNotFoundError):
+        read_trained_weights(tmp_path / "nowhere")

@@ -1,4 +1,4 @@
-"""Two gloo processes under torchrun compute what one process computes with the same global batch."""
+"""Two gloo processes under torchrun compute what one process computes; the helpers know their process."""
 
 import dataclasses
 import json
@@ -6,6 +6,9 @@ import subprocess
 import sys
 
 import torch
+import torch.distributed as dist
+
+from vader_hub.train.distributed import has_process_group, is_distributed, is_main_process, world_size
 
 from .test_resume import REPO, environment, trainer_command
 
@@ -39,4 +42,18 @@ def test_two_processes_match_one_process(tiny_config, tmp_path):
     changed = [name for name, tensor in one["encoder"].items()
                if tensor.is_floating_point() and not torch.equal(tensor, one["momentum_encoder"][name])]
     assert changed, "training must have moved the encoder away from the momentum encoder"
-    assert torch.allclose(two["queue"], one["queue"], atol=1e-5) and torch.equal(two["queue_ids"], one["queue_ids"])
+    assert torch.allclose(two["queue"]["keys"], one["queue"]["keys"], atol=1e-5)
+    assert torch.equal(two["queue"]["ids"], one["queue"]["ids"])
+
+
+def test_helpers_answer_from_the_process_group_or_else_from_torchruns_rank(monkeypatch, tmp_path):
+    monkeypatch.setenv("RANK", "1")  # a torchrun worker after it left the group
+    assert not has_process_group() and world_size() == 1 and not is_distributed() and not is_main_process()
+    monkeypatch.setenv("RANK", "0")
+    assert is_main_process()
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        monkeypatch.setenv("RANK", "3")  # the group's own rank wins
+        assert has_process_group() and world_size() == 1 and not is_distributed() and is_main_process()
+    finally:
+        dist.destroy_process_group()

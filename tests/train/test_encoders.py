@@ -9,6 +9,7 @@ import torch
 from vader_hub.train.batchnorm import SplitBatchNorm2d
 from vader_hub.train.config import preset
 from vader_hub.train.encoders import build_encoder, build_momentum_encoder, momentum_update
+from vader_hub.train.state import build_state
 
 
 def test_encoder_comes_from_the_registry_with_split_batch_norm():
@@ -45,9 +46,10 @@ def test_init_starts_the_trunk_from_a_resnet_checkpoint(tmp_path):
     torch.manual_seed(0)
     fresh = build_encoder(preset("smoke"), torch.device("cpu"))
     torch.manual_seed(0)
-    started = build_encoder(dataclasses.replace(preset("smoke"), init=str(tmp_path / "resnet18.pth")),
-                            torch.device("cpu"))
-    trunk = started.state_dict()
+    state = build_state(dataclasses.replace(preset("smoke"), init=str(tmp_path / "resnet18.pth")),
+                        torch.device("cpu"))
+    assert "layout: torchvision/timm" in state.trunk_init and "dropped 2 non-trunk tensors: fc." in state.trunk_init
+    trunk = state.encoder.state_dict()
     for name, tensor in resnet.state_dict().items():
         if not name.startswith("fc."):
             assert torch.equal(trunk[f"trunk.{name}"], tensor), name

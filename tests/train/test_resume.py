@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def trainer_command(config, out_dir: Path, *extra: str) -> list[str]:
     """`python -m vader_hub.train` with every field that differs from the smoke preset as a flag."""
-    flags = ["--preset", "smoke", "--no-progress", "--out-dir", str(out_dir)]
+    flags = ["--preset", "smoke", "--no-progress", "--out", str(out_dir)]
     smoke = preset("smoke")
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
@@ -61,6 +61,7 @@ def test_killed_and_resumed_run_is_bitwise_equal_to_an_uninterrupted_one(tiny_co
     for part in ("encoder", "momentum_encoder"):
         for name, tensor in expected[part].items():
             assert torch.equal(actual[part][name], tensor), f"{part}.{name} differs after resume"
-    assert torch.equal(actual["queue"], expected["queue"]) and torch.equal(actual["queue_ids"], expected["queue_ids"])
+    queue, expected_queue = actual["queue"], expected["queue"]
+    assert torch.equal(queue["keys"], expected_queue["keys"]) and torch.equal(queue["ids"], expected_queue["ids"])
     logged = [json.loads(line)["step"] for line in (killed_dir / "log.jsonl").read_text().splitlines()]
     assert logged[-1] == config.steps

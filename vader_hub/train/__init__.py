@@ -8,6 +8,7 @@ and `torchrun --nproc_per_node N -m vader_hub.train ...` for several processes.
 """
 
 from .config import PRESETS, TrainConfig, apply_overrides, preset
-from .loop import NonFiniteLossError, TrainResult, train
+from .loop import TrainResult, train
+from .step import NonFiniteLossError
 
 __all__ = ["PRESETS", "NonFiniteLossError", "TrainConfig", "TrainResult", "apply_overrides", "preset", "train"]

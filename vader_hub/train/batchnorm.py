@@ -24,6 +24,8 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .distributed import is_distributed, world_size
+
 
 class SplitBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics are per group of `group_size` samples (s mod G).
@@ -127,7 +129,7 @@ def sync_running_stats(module: nn.Module) -> None:
     with the global batch would track, since the running update is linear in the group statistics.
     Call it on every process at the same step (it is a collective), before saving.
     """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not is_distributed():
         return
     buffers = [b for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
                for b in (m.running_mean, m.running_var) if b is not None]
@@ -135,6 +137,6 @@ def sync_running_stats(module: nn.Module) -> None:
         return
     flat = torch.cat([b.flatten() for b in buffers])  # (sum of channels,)
     dist.all_reduce(flat)
-    flat /= dist.get_world_size()
+    flat /= world_size()
     for buffer, values in zip(buffers, flat.split([b.numel() for b in buffers]), strict=True):
         buffer.copy_(values.view_as(buffer))

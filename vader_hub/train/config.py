@@ -14,6 +14,7 @@ import math
 import typing
 from dataclasses import dataclass
 
+from ..checks import is_positive_int, parse_bool
 from ..weights.schema import TAG_PATTERN
 
 AMP_MODES = ("auto", "bf16", "fp16", "fp32")
@@ -118,7 +119,7 @@ def _problems(config: TrainConfig) -> list[str]:
                 "batch_size", "bn_group_size", "queue_keys_per_image", "max_view_attempts",
                 "log_every", "checkpoint_every")
     problems = [f"{name} must be a positive integer, got {getattr(config, name)!r}"
-                for name in positive if not _is_int(getattr(config, name), minimum=1)]
+                for name in positive if not is_positive_int(getattr(config, name))]
     probabilities = ("flip_prob", "jitter_prob", "greyscale_prob", "blur_prob", "noise_prob")
     problems += [f"{name} must be in [0, 1], got {getattr(config, name)!r}"
                  for name in probabilities if not 0.0 <= getattr(config, name) <= 1.0]
@@ -173,10 +174,6 @@ def _problems(config: TrainConfig) -> list[str]:
     return problems
 
 
-def _is_int(value: object, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-
 # A minute on a 2-core CPU with vader_r18_fpn: tiny views, a short queue, a fast-moving key encoder.
 SMOKE = dict(model="vader_r18_fpn", image_size=64, source_short_side=80, batch_size=8,
              bn_group_size=4, steps=30, base_lr=1.0, momentum=0.99, queue_size=256,
@@ -223,20 +220,11 @@ def parse_field(name: str, text: str) -> object:
     base = allowed[0]
     try:
         if base is bool:
-            return _parse_bool(text)
+            return parse_bool(text)
         return base(text)
     except ValueError:
         raise ValueError(f"config field {name!r} expects {base.__name__}"
                          f"{' or none' if optional else ''}, got {text!r}") from None
-
-
-def _parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(text)
 
 
 def apply_overrides(config: TrainConfig, overrides: dict[str, object]) -> TrainConfig:

@@ -22,11 +22,9 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..pathlist import read_path_list
+from ..pathlist import is_image_file, read_path_list
 from .config import TrainConfig
 from .views import photometric_augment, render_views, sample_view_pair
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
 
 @dataclass(frozen=True)
@@ -58,10 +56,13 @@ class ImageList:
 
 def _listed_paths(source: Path) -> list[Path]:
     if source.is_dir():
-        # Hidden files and folders are skipped: they hold no photos, only e.g. an interrupted write's temporary.
-        return sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-                      and not any(part.startswith(".") for part in p.relative_to(source).parts))
+        return sorted(p for p in source.rglob("*") if is_image_file(p) and not _in_hidden_folder(p, source))
     return read_path_list(source)
+
+
+def _in_hidden_folder(path: Path, root: Path) -> bool:
+    """Hidden folders are skipped like hidden files: they hold no photos (e.g. a thumbnail cache)."""
+    return any(part.startswith(".") for part in path.relative_to(root).parent.parts)
 
 
 def _unreadable_reason(path: Path) -> str | None:

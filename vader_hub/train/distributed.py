@@ -39,9 +39,29 @@ class DistributedContext:
         return self.rank == 0
 
 
+def has_process_group() -> bool:
+    """True when this process has joined a process group (of any size)."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def world_size() -> int:
+    """The number of processes that take part in the collectives here (1 without a process group)."""
+    return dist.get_world_size() if has_process_group() else 1
+
+
 def is_distributed() -> bool:
     """True when a process group with more than one process is initialised."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    return world_size() > 1
+
+
+def is_main_process() -> bool:
+    """True on the process that prints and writes files: rank 0 of the process group.
+
+    Without a process group (one process, or after `teardown_distributed`), torchrun's RANK says it,
+    so the processes of a torchrun launch still agree on which one reports.
+    """
+    rank = dist.get_rank() if has_process_group() else int(os.environ.get("RANK", "0"))
+    return rank == 0
 
 
 def setup_distributed(device: str | None = None) -> DistributedContext:
@@ -61,20 +81,20 @@ def setup_distributed(device: str | None = None) -> DistributedContext:
     use_cuda = torch.cuda.is_available() if device is None else device == "cuda"
     if use_cuda and not torch.cuda.is_available():
         raise ValueError("device='cuda' was asked for but no CUDA device is available")
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     compute = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(compute)
-    if world_size > 1 and not dist.is_initialized():
+    if processes > 1 and not has_process_group():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo",
                                 device_id=compute if use_cuda else None)
-    return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank, device=compute)
+    return DistributedContext(rank=rank, world_size=processes, local_rank=local_rank, device=compute)
 
 
 def teardown_distributed() -> None:
     """Leave the process group, if one was joined."""
-    if dist.is_available() and dist.is_initialized():
+    if has_process_group():
         dist.destroy_process_group()
 
 
@@ -89,7 +109,7 @@ def gather_interleaved(local: torch.Tensor) -> torch.Tensor:
     """
     if not is_distributed():
         return local
-    parts = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+    parts = [torch.empty_like(local) for _ in range(world_size())]
     dist.all_gather(parts, local.contiguous())
     return torch.stack(parts, dim=1).flatten(0, 1)  # (B_local, W, ...) -> (B_local * W, ...)
 
@@ -98,7 +118,7 @@ def local_part(global_batch: torch.Tensor) -> torch.Tensor:
     """This process's interleaved part of a global batch (positions rank, rank + W, ...)."""
     if not is_distributed():
         return global_batch
-    return global_batch[dist.get_rank()::dist.get_world_size()]
+    return global_batch[dist.get_rank()::world_size()]
 
 
 def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:

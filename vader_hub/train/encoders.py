@@ -2,7 +2,7 @@
 
 Both come from timm's registry (`timm.create_model(config.model)`, which `import vader_hub` makes
 know the `vader_*` names), with split batch norm (see batchnorm.py). `--init` starts the encoder's
-trunk from a ResNet checkpoint of any layout `vader_hub.convert` recognises.
+trunk from a ResNet checkpoint of any layout `vader_hub.convert` recognises (`load_initial_trunk`).
 """
 
 import copy
@@ -11,7 +11,7 @@ import timm
 import torch
 import torch.nn as nn
 
-from .. import models  # noqa: F401  (importing the package registers the vader_* names with timm)
+from ..convert.trunk import load_trunk, load_trunk_into
 from .batchnorm import convert_split_batchnorm
 from .config import TrainConfig
 
@@ -19,20 +19,15 @@ from .config import TrainConfig
 def build_encoder(config: TrainConfig, device: torch.device) -> nn.Module:
     """The query encoder: a fresh `config.model` with split batch norm, on `device`, in train mode.
 
-    The trunk starts from `config.init` when given, the rest from timm's initialisation under the
-    current torch seed.
+    Every weight is timm's initialisation under the current torch seed; `load_initial_trunk` then
+    starts the trunk from `config.init` (`state.build_state` does both).
 
     Raises:
-        ValueError: for an unknown model name (listing the vader_* models) or an `init` file whose
-            trunk does not fit the architecture.
-        FileNotFoundError: if `config.init` does not exist.
+        ValueError: for an unknown model name (listing the vader_* models).
     """
     if not timm.is_model(config.model):
         raise ValueError(f"unknown model {config.model!r}; available: {timm.list_models('vader_*')}")
-    encoder = timm.create_model(config.model)
-    if config.init is not None:
-        load_initial_trunk(encoder, config.init, config.model)
-    encoder = convert_split_batchnorm(encoder, config.bn_group_size)
+    encoder = convert_split_batchnorm(timm.create_model(config.model), config.bn_group_size)
     return encoder.to(device).train()
 
 
@@ -46,8 +41,6 @@ def load_initial_trunk(model: nn.Module, path: str, architecture: str) -> str:
         FileNotFoundError: if `path` does not exist.
         ValueError: if the checkpoint's layout is unknown or its trunk does not fit `architecture`.
     """
-    from vader_hub.convert.trunk import load_trunk, load_trunk_into
-
     trunk = load_trunk(path, architecture)
     load_trunk_into(model, trunk)
     return trunk.summary()

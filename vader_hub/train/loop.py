@@ -1,7 +1,7 @@
 """Training VADeR end to end: `train(TrainConfig(...))`, the engine behind `python -m vader_hub.train`.
 
-    python -m vader_hub.train --preset smoke --data photos/ --out-dir runs/smoke      # one CPU process
-    torchrun --nproc_per_node 8 -m vader_hub.train --data imagenet/train --out-dir runs/r50
+    python -m vader_hub.train --preset smoke --data photos/ --out runs/smoke      # one CPU process
+    torchrun --nproc_per_node 8 -m vader_hub.train --data imagenet/train --out runs/r50
     python -m vader_hub.train --resume runs/r50                                      # continue exactly
 
 A run folder holds `config.json` (the resolved config), `data.txt` (the images used),
@@ -12,33 +12,28 @@ A run folder holds `config.json` (the resolved config), `data.txt` (the images u
 import dataclasses
 import json
 import math
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 
 from ..fileio import atomic_write
 from ..pathlist import write_path_list
+from ..weights import ExportResult, export_weights
 from .batchnorm import sync_running_stats
-from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from .config import TrainConfig, config_from_dict
+from .checkpoint import CHECKPOINT_NAME, assemble_checkpoint, load_checkpoint, restore_state, save_checkpoint
+from .config import TrainConfig
 from .data import ImageList, ResumableSampler, ViewPairDataset, build_loader, list_images
-from .distributed import DistributedContext, all_reduce_sum, barrier, setup_distributed, teardown_distributed
+from .distributed import DistributedContext, barrier, has_process_group, setup_distributed, teardown_distributed
 from .progress import ProgressLog
+from .provenance import export_provenance
+from .resume import check_resume, check_resume_data
 from .schedule import learning_rate_at
-from .state import TrainState, build_state, check_resume_config, checkpoint_dict, code_version, load_state
-from .step import (
-    backward,
-    contrastive_loss,
-    enqueue_keys,
-    key_features,
-    optimizer_step,
-    prepare_batch,
-    query_features,
-)
+from .state import TrainState, build_state, wrap_for_speed
+from .step import NonFiniteLossError, enqueue_keys, key_features, prepare_batch, train_step
 
 PREFILL_EPOCH = 2**32  # the prefill's data stream, apart from every training epoch
 
@@ -53,8 +48,12 @@ class RunContext:
     data_fingerprint: str
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; the run stopped before applying that step."""
+@dataclass(frozen=True)
+class StepsDone:
+    """What `_train_steps` ran: the loss of every step (averaged over processes) and the decode failures."""
+
+    losses: list[float]
+    load_failures: int
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ class TrainResult:
         losses: the loss of every step this call ran, averaged over processes.
         skipped_images: (path, reason) of listed files that could not be read.
         load_failures: images that failed to decode during training (replaced by the next one).
-        export: the `vader_hub.weights.ExportResult` on rank 0 when exporting, else None.
+        export: the exported weights on rank 0 when exporting, else None.
         wall_time_s: seconds this call took.
     """
 
@@ -78,7 +77,7 @@ class TrainResult:
     losses: list[float]
     skipped_images: list[tuple[str, str]]
     load_failures: int
-    export: object | None
+    export: ExportResult | None
     wall_time_s: float
 
 
@@ -88,7 +87,7 @@ def train(config: TrainConfig, *, resume: str | Path | None = None, show_progres
     Args:
         config: the run's settings; `config.data` is required.
         resume: a run folder or checkpoint to continue exactly from; `config` must then match the
-            checkpoint's config except for `RESUMABLE_CHANGES` (a changed `steps` re-plans the schedule).
+            checkpoint's config except for `resume.RESUMABLE_CHANGES` (a changed `steps` re-plans the schedule).
         show_progress: draw the tqdm bar on rank 0 (the JSONL log is always written).
 
     Returns:
@@ -102,7 +101,7 @@ def train(config: TrainConfig, *, resume: str | Path | None = None, show_progres
     """
     if config.data is None:
         raise ValueError("config.data is not set: give a folder of images or a file of image paths (--data)")
-    joined_here = not (dist.is_available() and dist.is_initialized())
+    joined_here = not has_process_group()
     context = setup_distributed(config.device)
     try:
         return _run(config, context, resume, show_progress)
@@ -112,51 +111,43 @@ def train(config: TrainConfig, *, resume: str | Path | None = None, show_progres
 
 
 def _run(config: TrainConfig, context: DistributedContext, resume, show_progress: bool) -> TrainResult:
+    """The run's outline: check, list the data, build, write the run files, prefill, train, export."""
     started = time.perf_counter()
-    checkpoint = load_checkpoint(resume) if resume is not None else None
-    if checkpoint is not None:
-        check_resume_config(config, config_from_dict(checkpoint["config"]))
-        if config.steps < int(checkpoint["step"]):
-            raise ValueError(f"steps={config.steps} is below the checkpoint's step {int(checkpoint['step'])}: a resume "
-                             "cannot go back; pass --steps of at least that many, or start a new run")
+    checkpoint = _load_resume(config, resume)
     _check_world(config, context)
-    out_dir = Path(config.out_dir)
-    images = list_images(config.data)
-    saved_fingerprint = checkpoint["data_position"].get("data_fingerprint") if checkpoint is not None else None
-    if saved_fingerprint is not None and saved_fingerprint != images.fingerprint():
-        raise ValueError(f"the images under {config.data!r} are not the ones the checkpoint was trained on "
-                         f"(their list or sizes differ); resume needs the same data to continue exactly")
-    torch.manual_seed(config.seed)
-    state = build_state(config, context.device)
-    if checkpoint is not None:
-        load_state(state, checkpoint)
-    _wrap_for_speed(state, context)
-    sampler = ResumableSampler(len(images.paths), config.batch_size, context.world_size, context.rank, config.seed)
-    loader = build_loader(ViewPairDataset(images, config), sampler, config, context.world_size,
-                          pin_memory=context.device.type == "cuda")
+    images = _list_data(config, checkpoint)
+    state = _build_state(config, context, checkpoint)
+    loader = build_loader(ViewPairDataset(images, config), _sampler(config, images, context), config,
+                          context.world_size, pin_memory=context.device.type == "cuda")
     start_step = int(checkpoint["step"]) if checkpoint is not None else 0
+    out_dir = Path(config.out_dir)
     if context.is_main:
         _write_run_files(out_dir, config, images)
     log = ProgressLog(out_dir / "log.jsonl", config.steps, start_step, config.batch_size,
                       enabled=context.is_main, show_bar=show_progress)
-    log.message(f"training {config.model} on {len(images.paths)} images ({len(images.skipped)} unreadable, "
-                f"skipped) for steps {start_step}..{config.steps} on {context.world_size} x {context.device.type}")
-    if config.batch_size // config.bn_group_size == 1:
-        log.message("warning: the batch is a single batch-norm group, so the key shuffle cannot give keys other "
-                    "statistics than their queries (MoCo's BN leak); set bn_group_size to batch_size / 2 or less")
+    _log_start(log, state, images, start_step, context, resumed=checkpoint is not None)
     try:
         if checkpoint is None and config.prefill_queue:
-            batches = prefill_queue(state, loader, sampler, context.device)
+            batches = prefill_queue(state, loader, context.device)
             log.message(f"filled the queue with {config.queue_size} keys from {batches} batches")
         run = RunContext(process=context, log=log, out_dir=out_dir, data_fingerprint=images.fingerprint())
-        losses, failures = _train_steps(state, loader, sampler, start_step, run)
+        done = _train_steps(state, loader, start_step, run)
     finally:
         log.close()
     exported = _export(state, images, out_dir) if config.export and context.is_main else None
     barrier()
-    return TrainResult(out_dir=out_dir, checkpoint=out_dir / CHECKPOINT_NAME, steps=config.steps, losses=losses,
-                       skipped_images=images.skipped, load_failures=failures, export=exported,
-                       wall_time_s=time.perf_counter() - started)
+    return TrainResult(out_dir=out_dir, checkpoint=out_dir / CHECKPOINT_NAME, steps=config.steps,
+                       losses=done.losses, skipped_images=images.skipped, load_failures=done.load_failures,
+                       export=exported, wall_time_s=time.perf_counter() - started)
+
+
+def _load_resume(config: TrainConfig, resume) -> dict[str, object] | None:
+    """The checkpoint to resume from, once the resume policy accepts `config` for it; None for a new run."""
+    if resume is None:
+        return None
+    checkpoint = load_checkpoint(resume)
+    check_resume(config, checkpoint)
+    return checkpoint
 
 
 def _check_world(config: TrainConfig, context: DistributedContext) -> None:
@@ -167,70 +158,68 @@ def _check_world(config: TrainConfig, context: DistributedContext) -> None:
                          f"bn_group_size ({config.bn_group_size}) so that processes hold whole BN groups")
 
 
-def _wrap_for_speed(state: TrainState, context: DistributedContext) -> None:
-    if context.world_size > 1:
-        device_ids = [context.device.index] if context.device.type == "cuda" else None
-        state.encoder_forward = DistributedDataParallel(state.encoder, device_ids=device_ids, broadcast_buffers=False)
-    if state.config.compile:
-        # Training batches have fixed shapes; compiling for static shapes avoids a failure of
-        # inductor's dynamic-shape path seen on CPU with torch 2.14.1.
-        state.encoder_forward = torch.compile(state.encoder_forward, dynamic=False)
-        state.momentum_forward = torch.compile(state.momentum_forward, dynamic=False)
-    if context.device.type == "cuda":
-        enable_fast_cuda_math()
+def _list_data(config: TrainConfig, checkpoint: dict[str, object] | None) -> ImageList:
+    """The run's images; a resume must see the images its checkpoint was trained on."""
+    images = list_images(config.data)
+    if checkpoint is not None:
+        check_resume_data(checkpoint, images, config.data)
+    return images
 
 
-def enable_fast_cuda_math() -> None:
-    """cuDNN autotuning (fixed input sizes) and TF32 for the float32 loss matmuls."""
-    torch.backends.cudnn.benchmark = True
-    torch.set_float32_matmul_precision("high")
+def _build_state(config: TrainConfig, context: DistributedContext, checkpoint: dict[str, object] | None) -> TrainState:
+    """A fresh state under the run's seed, restored from `checkpoint` if resuming, wrapped for speed."""
+    torch.manual_seed(config.seed)
+    state = build_state(config, context.device)
+    if checkpoint is not None:
+        restore_state(state, checkpoint)
+    return wrap_for_speed(state, context)
 
 
-def _normalisation(state: TrainState, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    return (torch.tensor(state.encoder.pretrained_cfg["mean"], device=device),
-            torch.tensor(state.encoder.pretrained_cfg["std"], device=device))
+def _sampler(config: TrainConfig, images: ImageList, context: DistributedContext) -> ResumableSampler:
+    return ResumableSampler(len(images.paths), config.batch_size, context.world_size, context.rank, config.seed)
 
 
-def prefill_queue(state: TrainState, loader, sampler: ResumableSampler, device: torch.device) -> int:
+def _log_start(log: ProgressLog, state: TrainState, images: ImageList, start_step: int,
+               context: DistributedContext, resumed: bool) -> None:
+    """Say what the run trains on, where its trunk came from, and warn about a BN leak."""
+    config = state.config
+    log.message(f"training {config.model} on {len(images.paths)} images ({len(images.skipped)} unreadable, "
+                f"skipped) for steps {start_step}..{config.steps} on {context.world_size} x {context.device.type}")
+    if state.trunk_init is not None and not resumed:
+        log.message(f"trunk initialised from {config.init}:\n{textwrap.indent(state.trunk_init, '  ')}")
+    if config.batch_size // config.bn_group_size == 1:
+        log.message("warning: the batch is a single batch-norm group, so the key shuffle cannot give keys other "
+                    "statistics than their queries (MoCo's BN leak); set bn_group_size to batch_size / 2 or less")
+
+
+def prefill_queue(state: TrainState, loader: DataLoader, device: torch.device) -> int:
     """Fill the queue with real keys before step 0, from a data stream of its own; returns the batches used."""
     config = state.config
     batches = math.ceil(config.queue_size / (config.batch_size * config.queue_keys_per_image))
-    mean, std = _normalisation(state, device)
-    sampler.set_steps(0, batches, epoch_offset=PREFILL_EPOCH)
+    loader.sampler.set_steps(0, batches, epoch_offset=PREFILL_EPOCH)
     for done, raw in enumerate(loader):
-        batch = prepare_batch(raw, device, mean, std, state.channels_last)
+        batch = prepare_batch(raw, device, state.encoder.pretrained_cfg, state.channels_last)
         enqueue_keys(state, key_features(state, batch, config.steps + done))
     return batches
 
 
-def _train_steps(state: TrainState, loader, sampler: ResumableSampler, start_step: int,
-                 run: RunContext) -> tuple[list[float], int]:
-    """Run steps start_step..steps-1; returns the per-step losses and the decode failures seen."""
-    config, device = state.config, run.process.device
-    mean, std = _normalisation(state, device)
+def _train_steps(state: TrainState, loader: DataLoader, start_step: int, run: RunContext) -> StepsDone:
+    """Run steps start_step..steps-1, logging and checkpointing as the config says."""
+    config, device, sampler = state.config, run.process.device, loader.sampler
     losses, failures, step, last_saved = [], 0, start_step, start_step
     sampler.set_steps(start_step, config.steps)
     waiting_since = time.perf_counter()
     for raw in loader:
         data_wait = time.perf_counter() - waiting_since
-        # --- forward: queries with gradients, keys from the momentum encoder, loss against the queue
-        batch = prepare_batch(raw, device, mean, std, state.channels_last)
+        batch = prepare_batch(raw, device, state.encoder.pretrained_cfg, state.channels_last)
         learning_rate = learning_rate_at(step, config)
-        queries = query_features(state, batch)
-        keys = key_features(state, batch, step)
-        result = contrastive_loss(state, queries, keys, batch)
-        values = _global_statistics(result, raw["load_failures"], device)
-        if not math.isfinite(values["loss"]):
+        try:
+            values = train_step(state, batch, step, learning_rate)
+        except NonFiniteLossError as error:
             raise NonFiniteLossError(
-                f"the loss became {values['loss']} at step {step}; stopped before applying it. The last good "
-                f"checkpoint (step {last_saved}) is {run.out_dir / CHECKPOINT_NAME}. Lower base_lr, set "
-                f"grad_clip, or use amp=fp32/bf16, then resume from it.")
-        # --- update: backward, optimizer and EMA, then the keys join the queue
-        backward(state, result.loss)
-        optimizer_step(state, learning_rate)
-        enqueue_keys(state, keys)
+                f"{error} The last good checkpoint (step {last_saved}) is {run.out_dir / CHECKPOINT_NAME}. "
+                "Lower base_lr, set grad_clip, or use amp=fp32/bf16, then resume from it.") from None
         step += 1
-        # --- log and checkpoint
         losses.append(values["loss"])
         failures += values["load_failures"]
         run.log.record(step, values, learning_rate, data_wait, values["load_failures"],
@@ -239,24 +228,14 @@ def _train_steps(state: TrainState, loader, sampler: ResumableSampler, start_ste
             _save(state, step, sampler.steps_per_epoch, run)
             last_saved = step
         waiting_since = time.perf_counter()
-    return losses, failures
-
-
-def _global_statistics(result, load_failures: torch.Tensor, device: torch.device) -> dict[str, float]:
-    """Loss and similarities averaged over processes, decode failures summed (one small all-reduce)."""
-    local = torch.stack([result.loss.detach(), result.positive_similarity, result.negative_similarity,
-                         load_failures.sum().to(device, torch.float32)])  # (4,)
-    totals = all_reduce_sum(local).tolist()
-    world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-    return {"loss": totals[0] / world_size, "positive_similarity": totals[1] / world_size,
-            "negative_similarity": totals[2] / world_size, "load_failures": int(totals[3])}
+    return StepsDone(losses=losses, load_failures=failures)
 
 
 def _save(state: TrainState, step: int, steps_per_epoch: int, run: RunContext) -> None:
     sync_running_stats(state.encoder)
     sync_running_stats(state.momentum_encoder)
     if run.process.is_main:
-        save_checkpoint(checkpoint_dict(state, step, steps_per_epoch, run.data_fingerprint),
+        save_checkpoint(assemble_checkpoint(state, step, steps_per_epoch, run.data_fingerprint),
                         run.out_dir / CHECKPOINT_NAME)
 
 
@@ -266,15 +245,9 @@ def _write_run_files(out_dir: Path, config: TrainConfig, images: ImageList) -> N
     write_path_list(out_dir / "data.txt", images.paths, comments=skipped)
 
 
-def _export(state: TrainState, images: ImageList, out_dir: Path):
+def _export(state: TrainState, images: ImageList, out_dir: Path) -> ExportResult:
     """Export the query encoder as release weights into `out_dir/export` (rank 0)."""
-    from ..weights import export_weights
-
-    config = state.config
-    provenance = {"config": dataclasses.asdict(config), "steps": config.steps, "code_version": code_version(),
-                  "data": {"source": config.data, "images": len(images.paths), "skipped": len(images.skipped),
-                           "sha256_of_paths_and_sizes": images.fingerprint(), "list": "data.txt"}}
-    return export_weights(state.encoder.state_dict(), config.model, out_dir / "export", tag=config.weights_tag,
-                          provenance=provenance, license=config.weights_license)
-
-
+    config, encoder = state.config, state.encoder
+    return export_weights(encoder.state_dict(), config.model, out_dir / "export", tag=config.weights_tag,
+                          provenance=export_provenance(config, images), license=config.weights_license,
+                          num_classes=encoder.num_classes, num_features=encoder.num_features)

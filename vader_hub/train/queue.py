@@ -63,8 +63,8 @@ class KeyQueue:
         self.pointer = (self.pointer + count) % self.size
 
     def state_dict(self) -> dict[str, object]:
-        """The checkpoint entries `queue`, `queue_ids` and `queue_ptr` (CPU tensors and an int)."""
-        return {"queue": self.keys.cpu(), "queue_ids": self.ids.cpu(), "queue_ptr": self.pointer}
+        """The queue's checkpoint entry: `keys` (K, C) and `ids` (K,) as CPU tensors, `pointer` an int."""
+        return {"keys": self.keys.cpu(), "ids": self.ids.cpu(), "pointer": self.pointer}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         """Restore from `state_dict()` output.
@@ -72,7 +72,7 @@ class KeyQueue:
         Raises:
             ValueError: if the saved queue has another size or dimension.
         """
-        keys, ids, pointer = state["queue"], state["queue_ids"], int(state["queue_ptr"])
+        keys, ids, pointer = state["keys"], state["ids"], int(state["pointer"])
         if keys.shape != self.keys.shape or ids.shape != self.ids.shape or not 0 <= pointer < self.size:
             raise ValueError(f"checkpoint queue {tuple(keys.shape)} (pointer {pointer}) does not fit this "
                              f"run's queue {tuple(self.keys.shape)}; queue_size must match the checkpoint")
