@@ -62,7 +62,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     image_b = zoomed_crop(image_a, args.zoom) if synthetic else load_image(args.images[1])
 
     features_a, features_b = extract_dense_features([image_a, image_b], model)
-    matches = match_features(features_a, features_b, mode="mutual")
+    matches = match_features(features_a, features_b)
     print(f"{len(matches)} mutual nearest-neighbour matches, median cosine {matches.scores.median():.3f}")
     if synthetic:
         error = (matches.points_b - true_points(matches.points_a, image_a, image_b, args.zoom)).norm(dim=1)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vader_hub.eval.pairs import load_pairs
+from vader_hub.eval.pairs import Disparity, Flow, Homography, load_pairs
 
 HOMOGRAPHY = np.array([[0.9, 0.1, 4.0], [-0.05, 1.1, 2.0], [1e-4, -2e-4, 1.0]])
 
@@ -40,22 +40,35 @@ def test_the_three_kinds_map_points_by_their_closed_forms(pair_dir):
         {"name": "f", "image_a": "a.png", "image_b": "b.png", "flow": "flow.flo"},
     ]})
     homography, left, right, flow = load_pairs(path)
-    assert left.name == "a-b" and [homography.kind, left.kind, flow.kind] == ["homography", "disparity", "flow"]
+    assert left.name == "a-b"
+    assert [homography.truth.label, left.truth.label, flow.truth.label] == ["homography", "disparity", "flow"]
     points = torch.tensor([[3.0, 2.0], [0.2, 0.1], [6.6, 4.8], [7.0, 5.0], [20.0, 1.0]])
 
     expected = cv2.perspectiveTransform(points.double().numpy()[None], HOMOGRAPHY)[0]
-    np.testing.assert_allclose(homography.targets(points).points.numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(homography.truth.targets(points).points.numpy(), expected, rtol=1e-6)
 
     # Disparity at the nearest pixel (row, column) is (8 * row + column) / 2; 0 (pixel 0, 0) is unknown.
-    targets = left.targets(points)
+    targets = left.truth.targets(points)
     assert targets.known.tolist() == [True, False, True, True, False]
     np.testing.assert_allclose(targets.points[0].numpy(), [3 - 19 / 2, 2])
     np.testing.assert_allclose(targets.points[2].numpy(), [6.6 - 47 / 2, 4.8])
-    np.testing.assert_allclose(right.targets(points).points[0].numpy(), [3 + 19 / 2, 2])
+    np.testing.assert_allclose(right.truth.targets(points).points[0].numpy(), [3 + 19 / 2, 2])
 
-    targets = flow.targets(points)
+    targets = flow.truth.targets(points)
     assert targets.known.tolist() == [True, True, False, False, False]  # pixel (7, 5) is unknown, (20, 1) outside
     np.testing.assert_allclose(targets.points[0].numpy(), [4.5, 2 + 1.9], rtol=1e-6)
+
+
+def test_each_kind_of_ground_truth_is_its_own_type(pair_dir):
+    path = _write(pair_dir, [
+        {"image_a": "a.png", "image_b": "b.png", "homography": "H_a_b"},
+        {"image_a": "a.png", "image_b": "b.png", "disparity": "disp.png", "disparity_view": "right"},
+        {"image_a": "a.png", "image_b": "b.png", "flow": "flow.flo"},
+    ])
+    truths = [pair.truth for pair in load_pairs(path)]
+    assert [type(truth) for truth in truths] == [Homography, Disparity, Flow] and truths[1].sign == 1
+    assert truths[0].matrix.shape == (3, 3) and truths[1].disparity.shape == (6, 8)
+    assert truths[2].flow.shape == (6, 8, 2)
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from vader_hub.features import matching
-from vader_hub.features.matching import Matches, match_features, rescale_points
+from vader_hub.features.matching import Matches, match_features, match_features_dense, rescale_points
+
+MATCHERS = {"mutual": match_features, "dense": match_features_dense}
 
 
 def brute_force(feats_a: torch.Tensor, feats_b: torch.Tensor, mode: str, stride: int) -> dict:
@@ -42,7 +44,7 @@ def as_dict(matches: Matches) -> dict:
 def test_matches_equal_a_brute_force_loop(mode, stride):
     generator = torch.Generator().manual_seed(3)
     feats_a, feats_b = torch.randn(8, 5, 7, generator=generator), torch.randn(8, 6, 4, generator=generator)
-    matches = match_features(feats_a, feats_b, mode=mode, stride=stride)
+    matches = MATCHERS[mode](feats_a, feats_b, stride=stride)
     expected = brute_force(feats_a, feats_b, mode, stride)
     actual = as_dict(matches)
     assert actual.keys() == expected.keys()
@@ -80,28 +82,27 @@ def test_shifted_map_matches_at_the_shift_in_pixels():
 def test_min_score_filters():
     generator = torch.Generator().manual_seed(6)
     feats_a, feats_b = torch.randn(4, 6, 6, generator=generator), torch.randn(4, 6, 6, generator=generator)
-    everything = match_features(feats_a, feats_b, mode="dense")
+    everything = match_features_dense(feats_a, feats_b)
     threshold = everything.scores.median().item()
-    kept = match_features(feats_a, feats_b, mode="dense", min_score=threshold)
+    kept = match_features_dense(feats_a, feats_b, min_score=threshold)
     assert len(kept) == int((everything.scores >= threshold).sum()) and torch.all(kept.scores >= threshold)
 
 
-def test_bad_arguments():
+@pytest.mark.parametrize("match", MATCHERS.values(), ids=MATCHERS.keys())
+def test_bad_arguments(match):
     good = torch.randn(8, 3, 3)
-    with pytest.raises(ValueError, match="mode"):
-        match_features(good, good, mode="sparse")
-    with pytest.raises(ValueError, match="stride"):
-        match_features(good, good, stride=0)
+    with pytest.raises(ValueError, match="stride must be a positive integer, got 0"):
+        match(good, good, stride=0)
     with pytest.raises(ValueError, match=r"index the batch first"):
-        match_features(good[None], good)
+        match(good[None], good)
     with pytest.raises(ValueError, match="channels"):
-        match_features(good, torch.randn(4, 3, 3))
+        match(good, torch.randn(4, 3, 3))
     with pytest.raises(ValueError, match="empty"):
-        match_features(good, torch.randn(8, 0, 3))
+        match(good, torch.randn(8, 0, 3))
     with pytest.raises(TypeError, match="floating-point"):
-        match_features(good.numpy(), good)
+        match(good.numpy(), good)
     with pytest.raises(TypeError, match="floating-point"):
-        match_features(good.long(), good)
+        match(good.long(), good)
 
 
 def test_rescale_points_keeps_pixel_centres():

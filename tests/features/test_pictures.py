@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from vader_hub.features.matching import Matches
-from vader_hub.features.pictures import _position_colour, correspondence_image, pca_image
+from vader_hub.features.pictures import _position_colour, correspondence_image, pca_image, to_pil_image
 
 
 def reference_pca_picture(features: np.ndarray) -> np.ndarray:
@@ -106,3 +106,10 @@ def test_correspondence_picture_errors():
         correspondence_image(image, image, make_matches([], []), max_lines=0)
     with pytest.raises(ValueError, match="channels"):
         correspondence_image(np.zeros((8, 8, 2), np.uint8), image, make_matches([], []))
+
+
+def test_to_pil_image_rounds_and_clips_instead_of_wrapping_around():
+    image = torch.tensor([[[0.0, 0.5, 1.0, 1.2]], [[-0.1, 0.25, 0.999, 2.0]], [[1.0, 0.0, 0.5, -3.0]]])  # (3, 1, 4)
+    picture = to_pil_image(image)
+    assert picture.mode == "RGB" and picture.size == (4, 1)
+    np.testing.assert_array_equal(np.asarray(picture)[0], [[0, 0, 255], [128, 64, 0], [255, 255, 128], [255, 255, 0]])

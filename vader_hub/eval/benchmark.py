@@ -1,6 +1,6 @@
 """The dense-correspondence benchmark: every method on every case (:mod:`.cases`), PCK per image.
 
-Each method finds each query's match over the whole second image (:func:`.matching.find_matches`);
+Each method finds each query's match over the whole second image (:func:`.pixel_search.find_matches`);
 PCK at each threshold is the percentage of counted queries matched within that many pixels at the
 evaluation resolution; a method with several variants (random-init seeds) scores their mean. See
 ``docs/eval.md``.
@@ -15,9 +15,9 @@ from tqdm.auto import tqdm
 
 from ..models import MIN_INPUT_SIZE
 from .cases import GRID_STEP, LONG_SIDE, Case, pair_case, synthetic_case
-from .matching import find_matches, pck
 from .methods import Method
 from .pairs import GroundTruthPair
+from .pixel_search import find_matches, pck
 from .report import CaseResult, EvalReport, MatchExample
 from .warps import DEFAULT_RANGES, WarpRanges
 

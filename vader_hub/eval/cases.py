@@ -19,8 +19,8 @@ import torch
 from ..features.inputs import load_image, resize
 from ..features.matching import rescale_points
 from ..geometry import apply_homography
-from .matching import query_grid
 from .pairs import GroundTruthPair
+from .pixel_search import query_grid
 from .warps import DEFAULT_RANGES, WarpRanges, synthetic_view, view_rng
 
 LONG_SIDE = 384
@@ -33,7 +33,8 @@ class Case:
 
     Attributes:
         name: Photo file name or pair name.
-        kind: ``"synthetic"``, or the ground truth of a real pair (``"homography"``, ``"disparity"``, ``"flow"``).
+        kind: ``"synthetic"``, or the ``label`` of a real pair's ground truth (``"homography"``, ``"disparity"``,
+            ``"flow"``).
         image_a: (3, H, W) first image in [0, 1].
         image_b: (3, H', W') second image in [0, 1].
         queries: (N, 2) float (x, y) query points in image A.
@@ -94,7 +95,8 @@ def pair_case(pair: GroundTruthPair, *, long_side: int = LONG_SIDE, grid_step: i
         grid_step: Spacing in px of the query grid on the resized image A.
 
     Returns:
-        The :class:`Case`, with the pair's name and kind; ``truth`` is (N, 2) in the resized image B.
+        The :class:`Case`, with the pair's name and its ground truth's label; ``truth`` is (N, 2) in the
+        resized image B.
 
     Raises:
         FileNotFoundError, ValueError: For a missing or unreadable image.
@@ -103,15 +105,15 @@ def pair_case(pair: GroundTruthPair, *, long_side: int = LONG_SIDE, grid_step: i
     original_a, original_b = load_image(pair.image_a), load_image(pair.image_b)
     image_a, image_b = resize_long_side(original_a, long_side), resize_long_side(original_b, long_side)
     queries = query_grid(*image_a.shape[-2:], step=grid_step)  # (N, 2)
-    targets = pair.targets(rescale_points(queries, image_a.shape[-2:], original_a.shape[-2:]))
+    targets = pair.truth.targets(rescale_points(queries, image_a.shape[-2:], original_a.shape[-2:]))
     truth = rescale_points(targets.points, original_b.shape[-2:], image_b.shape[-2:])  # (N, 2)
     valid = targets.known & _inside(truth, image_b.shape[-2:])
     if not bool(valid.any()):
         raise ValueError(
             f"pair {pair.name!r}: no query point has a known position inside image B; check that the ground "
-            f"truth ({pair.kind}) maps image A onto image B"
+            f"truth ({pair.truth.label}) maps image A onto image B"
         )
-    return Case(pair.name, pair.kind, image_a, image_b, queries, truth, valid)
+    return Case(pair.name, pair.truth.label, image_a, image_b, queries, truth, valid)
 
 
 def _inside(points: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:

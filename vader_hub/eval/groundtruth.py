@@ -13,7 +13,7 @@ Every reader returns torch tensors in the pixel units of the file and marks unkn
 """
 import re
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Dict, Optional, Union
 
 import numpy as np
 import torch
@@ -67,15 +67,7 @@ def read_disparity(path: PathLike, *, scale: float = 1.0, invalid: Optional[floa
     path = _existing(path)
     if not scale > 0:
         raise ValueError(f"disparity scale must be positive, got {scale}")
-    suffix = path.suffix.lower()
-    if suffix == ".png":
-        stored = np.asarray(Image.open(path)).astype(np.float64)
-    elif suffix == ".pfm":
-        stored = read_pfm(path).astype(np.float64)
-    elif suffix == ".npy":
-        stored = np.load(path).astype(np.float64)
-    else:
-        raise ValueError(f"{path}: disparity must be a .png, .pfm or .npy file, got {suffix!r}")
+    stored = _load_by_suffix(path, _DISPARITY_LOADERS, "disparity").astype(np.float64)
     if stored.ndim != 2:
         raise ValueError(f"{path}: a disparity map has one channel, got an array of shape {stored.shape}")
     unknown = ~np.isfinite(stored) | (stored == invalid if invalid is not None else False)
@@ -97,13 +89,7 @@ def read_flow(path: PathLike) -> torch.Tensor:
         ValueError: For an unknown suffix, a corrupt ``.flo`` or an array that is not (H, W, 2).
     """
     path = _existing(path)
-    suffix = path.suffix.lower()
-    if suffix == ".flo":
-        flow = _read_flo(path)
-    elif suffix == ".npy":
-        flow = np.load(path).astype(np.float32)
-    else:
-        raise ValueError(f"{path}: flow must be a .flo or .npy file, got {suffix!r}")
+    flow = _load_by_suffix(path, _FLOW_LOADERS, "flow").astype(np.float32)
     if flow.ndim != 3 or flow.shape[2] != 2:
         raise ValueError(f"{path}: a flow field is (H, W, 2) = (u, v) per pixel, got shape {flow.shape}")
     unknown = ~np.isfinite(flow).all(axis=2) | (np.abs(flow) > FLO_UNKNOWN).any(axis=2)
@@ -151,6 +137,21 @@ def _read_flo(path: Path) -> np.ndarray:
         expected = 12 + 8 * width * height
         raise ValueError(f"{path}: a {width}x{height} .flo file must be {expected} bytes, got {len(data)}")
     return np.frombuffer(data, "<f4", offset=12).reshape(height, width, 2).copy()  # (H, W, 2)
+
+
+Loader = Callable[[Path], np.ndarray]
+_DISPARITY_LOADERS: Dict[str, Loader] = {".png": lambda path: np.asarray(Image.open(path)), ".pfm": read_pfm,
+                                         ".npy": np.load}
+_FLOW_LOADERS: Dict[str, Loader] = {".flo": _read_flo, ".npy": np.load}
+
+
+def _load_by_suffix(path: Path, loaders: Dict[str, Loader], what: str) -> np.ndarray:
+    """The array the loader of ``path``'s suffix reads; an unknown suffix names the accepted ones."""
+    suffix = path.suffix.lower()
+    if suffix not in loaders:
+        *others, last = loaders
+        raise ValueError(f"{path}: {what} must be a {', '.join(others)} or {last} file, got {suffix!r}")
+    return loaders[suffix](path)
 
 
 def _existing(path: PathLike) -> Path:

@@ -4,6 +4,7 @@ A :class:`Method` is a name and one or more *variants*, each a function from a l
 images in [0, 1] to their (C, ceil(H/4), ceil(W/4)) maps under the cell convention. Its score on an
 image is the mean over its variants; a random initialisation is judged over several seeds that way.
 """
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple, Union
@@ -116,10 +117,7 @@ def patch_method(patch_size: int = PATCH_SIZE) -> Method:
     """
     if patch_size < 1 or patch_size % 2 == 0:
         raise ValueError(f"patch_size must be a positive odd integer, got {patch_size}")
-
-    def describe(images: Sequence[torch.Tensor]) -> List[torch.Tensor]:
-        return [patch_descriptors(image, patch_size) for image in images]
-
+    describe = _each_image(lambda image: patch_descriptors(image, patch_size))
     return Method(name=f"{patch_size}x{patch_size} normalised patches", variants=(describe,))
 
 
@@ -161,10 +159,7 @@ def sift_method(keypoint_size: float = SIFT_KEYPOINT_SIZE) -> Method:
     if not keypoint_size > 0:
         raise ValueError(f"keypoint_size must be a positive number of pixels, got {keypoint_size}")
     _opencv()
-
-    def describe(images: Sequence[torch.Tensor]) -> List[torch.Tensor]:
-        return [sift_descriptors(image, keypoint_size) for image in images]
-
+    describe = _each_image(lambda image: sift_descriptors(image, keypoint_size))
     return Method(name=f"dense SIFT ({keypoint_size:g} px, upright)", variants=(describe,))
 
 
@@ -207,6 +202,15 @@ def _opencv():
     return cv2
 
 
+def _each_image(describe_one: Callable[[torch.Tensor], torch.Tensor]) -> Describe:
+    """A describer that runs a one-image descriptor on each image in turn (no batch: sizes may differ)."""
+
+    def describe(images: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        return [describe_one(image) for image in images]
+
+    return describe
+
+
 def _network_describer(model: nn.Module, device: Device) -> Describe:
     def describe(images: Sequence[torch.Tensor]) -> List[torch.Tensor]:
         maps = extract_dense_features(list(images), model=model, device=device)
@@ -217,3 +221,12 @@ def _network_describer(model: nn.Module, device: Device) -> Describe:
 
 def _to(model: nn.Module, device: Device) -> nn.Module:
     return model.to(device) if device is not None else model
+
+
+def optional_sift_method() -> List[Method]:
+    """``[sift_method()]``, or ``[]`` with a note on stderr when OpenCV is not installed."""
+    try:
+        return [sift_method()]
+    except ImportError as error:
+        print(f"note: dense SIFT baseline skipped: {error}", file=sys.stderr)
+        return []

@@ -20,24 +20,27 @@ Exactly one of ``homography``, ``disparity`` or ``flow`` per pair (formats: :mod
   :func:`.groundtruth.read_disparity`;
 - ``flow``: pixel (x, y) of image A is at (x + u, y + v) in image B.
 
+Each becomes its own type (:class:`Homography`, :class:`Disparity`, :class:`Flow`) with the one method
+``targets(points)`` that maps points of image A into image B.
+
 Dense ground truth (disparity, flow) covers image A pixel for pixel and is read at the pixel nearest to
 each query point.
 """
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Tuple, Union
+from typing import ClassVar, List, Tuple, Union
 
 import torch
 from PIL import Image
 
 from ..geometry import apply_homography
 from .groundtruth import read_disparity, read_flow, read_homography
+from .jsonfile import read_json
 
-KINDS = ("homography", "disparity", "flow")
 EXIF_ORIENTATION = 0x0112
 ROTATING_ORIENTATIONS = range(2, 9)  # 1 is upright; ImageOps.exif_transpose ignores 0 and values past 8
 _OPTIONS = {"name", "image_a", "image_b", "disparity_scale", "disparity_invalid", "disparity_view"}
+_DISPARITY_SIGNS = {"left": -1, "right": 1}  # the view image A is -> the sign of its shift into B
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,63 @@ class Targets:
 
 
 @dataclass(frozen=True)
+class Homography:
+    """Ground truth of a planar scene: pixel (x, y) of image A is at ``H (x, y, 1)`` in image B.
+
+    Attributes:
+        matrix: (3, 3) homography from image A's pixels to image B's.
+    """
+
+    matrix: torch.Tensor
+    label: ClassVar[str] = "homography"
+
+    def targets(self, points: torch.Tensor) -> Targets:
+        """Positions in image B of (N, 2) float (x, y) pixel positions of image A; all known."""
+        mapped = apply_homography(self.matrix, points.double()).float()  # (N, 2)
+        return Targets(points=mapped, known=torch.ones(len(points), dtype=torch.bool))
+
+
+@dataclass(frozen=True)
+class Disparity:
+    """Ground truth of a rectified stereo pair: pixel (x, y) of image A is at (x + sign * d, y) in image B.
+
+    Attributes:
+        disparity: (H, W) disparity ``d`` of image A in pixels, NaN where unknown.
+        sign: -1 when image A is the left view, +1 when it is the right.
+    """
+
+    disparity: torch.Tensor
+    sign: int = -1
+    label: ClassVar[str] = "disparity"
+
+    def targets(self, points: torch.Tensor) -> Targets:
+        """Positions in image B of (N, 2) float (x, y) pixel positions of image A (``d`` at the nearest pixel)."""
+        values, inside = _at_nearest_pixel(self.disparity, points)  # (N,), (N,)
+        shift = torch.stack([self.sign * values, torch.zeros_like(values)], dim=1)  # (N, 2)
+        return _shifted(points, shift, inside)
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Ground truth of optical flow: pixel (x, y) of image A is at (x + u, y + v) in image B.
+
+    Attributes:
+        flow: (H, W, 2) flow ``(u, v)`` of image A in pixels, NaN where unknown.
+    """
+
+    flow: torch.Tensor
+    label: ClassVar[str] = "flow"
+
+    def targets(self, points: torch.Tensor) -> Targets:
+        """Positions in image B of (N, 2) float (x, y) pixel positions of image A (flow at the nearest pixel)."""
+        values, inside = _at_nearest_pixel(self.flow, points)  # (N, 2), (N,)
+        return _shifted(points, values, inside)
+
+
+GroundTruth = Union[Homography, Disparity, Flow]
+
+
+@dataclass(frozen=True)
 class GroundTruthPair:
     """Two images and the ground truth that maps pixels of the first onto the second.
 
@@ -61,42 +121,53 @@ class GroundTruthPair:
         name: Name of the pair in the report.
         image_a: Path of the first image.
         image_b: Path of the second image.
-        kind: ``"homography"``, ``"disparity"`` or ``"flow"``.
-        truth: (3, 3) homography, (H, W) disparity or (H, W, 2) flow, NaN where unknown.
-        disparity_sign: -1 when image A is the left view of a stereo pair, +1 when it is the right.
+        truth: A :class:`Homography`, :class:`Disparity` or :class:`Flow` at the size of the files: its
+            ``targets(points)`` maps points of image A into image B, its ``label`` names it in reports.
     """
 
     name: str
     image_a: Path
     image_b: Path
-    kind: str
-    truth: torch.Tensor
-    disparity_sign: int = -1
+    truth: GroundTruth
 
-    def targets(self, points: torch.Tensor) -> Targets:
-        """Positions in image B of (x, y) pixel positions of image A (at the size of the files).
 
-        Args:
-            points: (N, 2) float (x, y) positions in image A.
+def _at_nearest_pixel(field: torch.Tensor, points: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A dense field of image A read at the pixel nearest to each (x, y) point, and whether it is inside."""
+    height, width = field.shape[:2]
+    nearest = points.round().long()  # (N, 2) (x, y)
+    inside = (nearest[:, 0] >= 0) & (nearest[:, 0] < width) & (nearest[:, 1] >= 0) & (nearest[:, 1] < height)
+    nearest = torch.where(inside[:, None], nearest, torch.zeros_like(nearest))
+    return field[nearest[:, 1], nearest[:, 0]], inside  # (N,) disparity or (N, 2) flow, (N,)
 
-        Returns:
-            The :class:`Targets`.
-        """
-        if self.kind == "homography":
-            mapped = apply_homography(self.truth, points.double()).float()  # (N, 2)
-            return Targets(points=mapped, known=torch.ones(len(points), dtype=torch.bool))
-        height, width = self.truth.shape[:2]
-        nearest = points.round().long()  # (N, 2) (x, y)
-        inside = (nearest[:, 0] >= 0) & (nearest[:, 0] < width) & (nearest[:, 1] >= 0) & (nearest[:, 1] < height)
-        nearest = torch.where(inside[:, None], nearest, torch.zeros_like(nearest))
-        values = self.truth[nearest[:, 1], nearest[:, 0]]  # (N,) disparity or (N, 2) flow
-        if self.kind == "disparity":
-            displacement = torch.stack([self.disparity_sign * values, torch.zeros_like(values)], dim=1)  # (N, 2)
-        else:
-            displacement = values
-        mapped = points.float() + displacement  # (N, 2)
-        known = inside & torch.isfinite(mapped).all(dim=1)
-        return Targets(points=torch.where(known[:, None], mapped, torch.nan), known=known)
+
+def _shifted(points: torch.Tensor, shift: torch.Tensor, inside: torch.Tensor) -> Targets:
+    """Points moved by a dense field's (N, 2) shift; known where inside the field and finite."""
+    mapped = points.float() + shift  # (N, 2)
+    known = inside & torch.isfinite(mapped).all(dim=1)
+    return Targets(points=torch.where(known[:, None], mapped, torch.nan), known=known)
+
+
+def _read_homography(path: Path, entry: dict, size_a: Tuple[int, int], what: str) -> Homography:
+    return Homography(read_homography(path))
+
+
+def _read_disparity(path: Path, entry: dict, size_a: Tuple[int, int], what: str) -> Disparity:
+    disparity = read_disparity(
+        path, scale=float(entry.get("disparity_scale", 1.0)), invalid=entry.get("disparity_invalid", 0.0)
+    )
+    _check_dense_size(disparity.shape, size_a, what)
+    return Disparity(disparity, sign=_DISPARITY_SIGNS[entry.get("disparity_view", "left")])
+
+
+def _read_flow(path: Path, entry: dict, size_a: Tuple[int, int], what: str) -> Flow:
+    flow = read_flow(path)
+    _check_dense_size(flow.shape[:2], size_a, what)
+    return Flow(flow)
+
+
+_READERS = {"homography": _read_homography, "disparity": _read_disparity, "flow": _read_flow}
+"""The JSON key of each kind of ground truth, and its reader."""
+KINDS = tuple(_READERS)
 
 
 def load_pairs(path: Union[str, Path]) -> List[GroundTruthPair]:
@@ -114,12 +185,7 @@ def load_pairs(path: Union[str, Path]) -> List[GroundTruthPair]:
             image A's.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pairs file {path} does not exist")
-    try:
-        entries = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from error
+    entries = read_json(path, "pairs file")
     entries = entries.get("pairs") if isinstance(entries, dict) else entries
     if not isinstance(entries, list) or not entries:
         raise ValueError(f"{path} must hold a non-empty list of pairs (or {{\"pairs\": [...]}})")
@@ -139,23 +205,14 @@ def _pair(entry: object, index: int, root: Path) -> GroundTruthPair:
     image_a, image_b = (_resolve(root, entry[key], f"{where} {key}") for key in ("image_a", "image_b"))
     for image in (image_a, image_b):
         _check_upright(image, where)
+    view = entry.get("disparity_view", "left")
+    if view not in _DISPARITY_SIGNS:
+        raise ValueError(f"{where}: disparity_view must be 'left' or 'right', got {view!r}")
     kind = kinds[0]
     truth_path = _resolve(root, entry[kind], f"{where} {kind}")
-    if kind == "homography":
-        truth = read_homography(truth_path)
-    elif kind == "flow":
-        truth = read_flow(truth_path)
-    else:
-        truth = read_disparity(
-            truth_path, scale=float(entry.get("disparity_scale", 1.0)), invalid=entry.get("disparity_invalid", 0.0)
-        )
-    if kind != "homography":
-        _check_dense_size(truth.shape[:2], _size_of(image_a), f"{where} {kind} {truth_path}")
-    view = entry.get("disparity_view", "left")
-    if view not in ("left", "right"):
-        raise ValueError(f"{where}: disparity_view must be 'left' or 'right', got {view!r}")
+    truth = _READERS[kind](truth_path, entry, _size_of(image_a), f"{where} {kind} {truth_path}")
     name = str(entry.get("name", f"{image_a.stem}-{image_b.stem}"))
-    return GroundTruthPair(name, image_a, image_b, kind, truth, disparity_sign=-1 if view == "left" else 1)
+    return GroundTruthPair(name, image_a, image_b, truth)
 
 
 def _resolve(root: Path, value: object, what: str) -> Path:

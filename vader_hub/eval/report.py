@@ -9,12 +9,12 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from ..features.pictures import to_pil_image
 from .cases import Case
-from .matching import pck
+from .pixel_search import pck
 
 GROUPS = ("synthetic", "real")
 _CORRECT, _WRONG = (40, 200, 60), (230, 40, 40)
@@ -26,7 +26,7 @@ class CaseResult:
 
     Attributes:
         case: Photo file name or pair name.
-        kind: ``"synthetic"``, ``"homography"``, ``"disparity"`` or ``"flow"``.
+        kind: The case's kind (:attr:`.cases.Case.kind`).
         method: Method name.
         pck: ``{threshold: PCK in %}``, the mean over the method's variants.
         variant_pck: The PCK of each variant (e.g. each random-init seed).
@@ -145,7 +145,7 @@ def match_picture(example: MatchExample, threshold: float = 8.0, max_lines: int 
     case = example.case
     shown = torch.nonzero(case.valid).flatten()  # (M,)
     shown = shown[torch.linspace(0, len(shown) - 1, min(max_lines, len(shown))).round().long()]  # (L,)
-    pictures = [_to_pil(case.image_a), _to_pil(case.image_b)]
+    pictures = [to_pil_image(case.image_a), to_pil_image(case.image_b)]
     row_height = max(p.height for p in pictures) + 16
     canvas = Image.new("RGB", (pictures[0].width + pictures[1].width, row_height * len(example.predictions)), "white")
     draw = ImageDraw.Draw(canvas)
@@ -207,9 +207,3 @@ def _group(kind: str) -> str:
 def _keyed(values: Optional[Dict[float, float]]) -> Optional[Dict[str, float]]:
     """Thresholds as JSON keys ("2", "4", "8")."""
     return None if values is None else {f"{t:g}": round(v, 4) for t, v in values.items()}
-
-
-def _to_pil(image: torch.Tensor) -> Image.Image:
-    """(3, H, W) float in [0, 1] -> RGB PIL image."""
-    pixels = (image.clamp(0, 1).permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()  # (H, W, 3)
-    return Image.fromarray(np.ascontiguousarray(pixels), mode="RGB")

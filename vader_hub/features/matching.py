@@ -1,8 +1,9 @@
 """Correspondences between two dense feature maps, by cosine similarity.
 
-``mode="mutual"`` keeps the pairs of cells that are each other's nearest neighbour (the usual sparse
-matches); ``mode="dense"`` gives every cell of the first map its nearest neighbour in the second. The
-similarity matrix is computed in row blocks, so two maps of 16k cells need ~64 MB, not 1 GB.
+:func:`match_features` keeps the pairs of cells that are each other's nearest neighbour (the usual
+sparse matches); :func:`match_features_dense` gives every cell of the first map its nearest neighbour
+in the second. The similarity matrix is computed in row blocks, so two maps of 16k cells need ~64 MB,
+not 1 GB.
 
 Points come back in input-pixel (x, y) coordinates through the cell convention of
 :mod:`vader_hub.models.cells`: cell (i, j) of a stride-4 map is pixel (x, y) = (4j, 4i).
@@ -13,10 +14,10 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from ..checks import check_positive_int
 from ..models.cells import STRIDE, cell_to_pixel
 
 _SIMILARITY_BLOCK_ELEMENTS = 2**24  # one block of the similarity matrix: 64 MB of float32
-MATCH_MODES = ("mutual", "dense")
 
 
 @dataclass(frozen=True)
@@ -44,21 +45,22 @@ class _NearestNeighbours:
     b_to_a: Optional[torch.Tensor]  # (Nb,) index in A of each B cell's nearest neighbour, if asked for
 
 
+@dataclass(frozen=True)
+class _Maps:
+    cells_a: torch.Tensor  # (Na, C) L2-normalised cells of A
+    cells_b: torch.Tensor  # (Nb, C) L2-normalised cells of B
+    width_a: int
+    width_b: int
+
+
 def match_features(
-    feats_a: torch.Tensor,
-    feats_b: torch.Tensor,
-    *,
-    mode: str = "mutual",
-    stride: int = STRIDE,
-    min_score: Optional[float] = None,
+    feats_a: torch.Tensor, feats_b: torch.Tensor, *, stride: int = STRIDE, min_score: Optional[float] = None
 ) -> Matches:
-    """Match two feature maps by cosine similarity.
+    """Mutual nearest neighbours of two feature maps by cosine similarity: cells that pick each other.
 
     Args:
         feats_a: Features of image A, (C, h, w), e.g. from :func:`extract_dense_features`.
         feats_b: Features of image B, (C, h', w'), same C.
-        mode: ``"mutual"`` for mutual nearest neighbours, ``"dense"`` for the nearest neighbour in B of
-            every cell of A.
         stride: Pixels per cell: 4 for the network's maps, 1 for ``upsample=True`` features.
         min_score: Drop pairs whose cosine similarity is below this.
 
@@ -67,32 +69,64 @@ def match_features(
 
     Raises:
         TypeError: If a map is not a floating-point tensor.
-        ValueError: For maps that are not (C, h, w), differ in C or are empty, or a bad ``mode``/``stride``.
+        ValueError: For maps that are not (C, h, w), differ in C or are empty, or a bad ``stride``.
 
     Example:
         >>> matches = match_features(extract_dense_features(a), extract_dense_features(b))
         >>> matches.points_a[0], matches.points_b[0], matches.scores[0]
     """
-    if mode not in MATCH_MODES:
-        raise ValueError(f"mode must be one of {MATCH_MODES}, got {mode!r}")
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"stride must be a positive integer, got {stride!r}")
+    maps = _checked_maps(feats_a, feats_b, stride)
+    neighbours = _nearest_neighbours(maps.cells_a, maps.cells_b, both_ways=True)
+    index_a = torch.arange(len(maps.cells_a), device=maps.cells_a.device)
+    mutual = neighbours.b_to_a[neighbours.a_to_b] == index_a  # (Na,)
+    return _best_first(maps, neighbours, mutual, stride, min_score)
+
+
+def match_features_dense(
+    feats_a: torch.Tensor, feats_b: torch.Tensor, *, stride: int = STRIDE, min_score: Optional[float] = None
+) -> Matches:
+    """The nearest neighbour in B, by cosine similarity, of every cell of A: dense, not mutual, matches.
+
+    Args:
+        feats_a: Features of image A, (C, h, w), e.g. from :func:`extract_dense_features`.
+        feats_b: Features of image B, (C, h', w'), same C.
+        stride: Pixels per cell: 4 for the network's maps, 1 for ``upsample=True`` features.
+        min_score: Drop pairs whose cosine similarity is below this.
+
+    Returns:
+        The matches, sorted by descending score: one per cell of A (``h * w``) without ``min_score``.
+
+    Raises:
+        TypeError: If a map is not a floating-point tensor.
+        ValueError: For maps that are not (C, h, w), differ in C or are empty, or a bad ``stride``.
+    """
+    maps = _checked_maps(feats_a, feats_b, stride)
+    neighbours = _nearest_neighbours(maps.cells_a, maps.cells_b, both_ways=False)
+    every = torch.ones_like(neighbours.a_to_b_score, dtype=torch.bool)  # (Na,)
+    return _best_first(maps, neighbours, every, stride, min_score)
+
+
+def _checked_maps(feats_a: torch.Tensor, feats_b: torch.Tensor, stride: int) -> _Maps:
+    check_positive_int("stride", stride)
     cells_a, width_a = _flatten(feats_a, "feats_a")
     cells_b, width_b = _flatten(feats_b, "feats_b")
     if cells_a.shape[1] != cells_b.shape[1]:
         raise ValueError(f"feats_a has {cells_a.shape[1]} channels but feats_b has {cells_b.shape[1]}")
-    neighbours = _nearest_neighbours(cells_a, cells_b, both_ways=mode == "mutual")
-    index_a = torch.arange(len(cells_a), device=cells_a.device)
+    return _Maps(cells_a, cells_b, width_a, width_b)
+
+
+def _best_first(
+    maps: _Maps, neighbours: _NearestNeighbours, keep: torch.Tensor, stride: int, min_score: Optional[float]
+) -> Matches:
+    """The kept (A cell, its nearest B cell) pairs at or above ``min_score``, in pixels, best first."""
+    index_a = torch.arange(len(maps.cells_a), device=maps.cells_a.device)
     index_b, scores = neighbours.a_to_b, neighbours.a_to_b_score
-    keep = torch.ones_like(scores, dtype=torch.bool)
-    if mode == "mutual":
-        keep = neighbours.b_to_a[index_b] == index_a
     if min_score is not None:
-        keep &= scores >= min_score
+        keep = keep & (scores >= min_score)
     order = torch.argsort(scores[keep], descending=True, stable=True)
     return Matches(
-        points_a=_cell_points(index_a[keep][order], width_a, stride),
-        points_b=_cell_points(index_b[keep][order], width_b, stride),
+        points_a=_cell_points(index_a[keep][order], maps.width_a, stride),
+        points_b=_cell_points(index_b[keep][order], maps.width_b, stride),
         scores=scores[keep][order],
     )
 

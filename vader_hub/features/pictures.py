@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from ..checks import check_positive_int
 from ..models.cells import STRIDE, upsample_to_pixels
 from .inputs import ImageInput, load_image
 from .matching import Matches
@@ -55,8 +56,8 @@ def pca_image(features: torch.Tensor, *, image_size: Optional[Tuple[int, int]] =
         scaled = torch.cat([scaled, padding], dim=1)  # (h*w, 3)
     picture = scaled.T.reshape(3, height, width)  # (3, h, w)
     if image_size is not None:
-        picture = upsample_to_pixels(picture, tuple(image_size), stride=STRIDE).clamp(0, 1)  # (3, H, W)
-    return _to_pil(picture)
+        picture = upsample_to_pixels(picture, tuple(image_size), stride=STRIDE)  # (3, H, W)
+    return to_pil_image(picture)
 
 
 def _principal_axes(centred: torch.Tensor, count: int) -> torch.Tensor:
@@ -78,9 +79,17 @@ def _stretch_contrast(values: torch.Tensor) -> torch.Tensor:
     return torch.where(flat, torch.full_like(values, 0.5), stretched).clamp(0, 1)
 
 
-def _to_pil(image: torch.Tensor) -> Image.Image:
-    """(3, H, W) float in [0, 1] -> RGB PIL image."""
-    pixels = (image.permute(1, 2, 0) * 255).round().to(torch.uint8).cpu().numpy()  # (H, W, 3)
+def to_pil_image(image: torch.Tensor) -> Image.Image:
+    """An RGB PIL image of a float image tensor.
+
+    Args:
+        image: (3, H, W) float image in [0, 1], on any device; values outside are clipped, so rounding
+            cannot wrap around in uint8.
+
+    Returns:
+        The (W, H) RGB PIL image.
+    """
+    pixels = (image.clamp(0, 1).permute(1, 2, 0) * 255).round().to(torch.uint8).cpu().numpy()  # (H, W, 3)
     return Image.fromarray(np.ascontiguousarray(pixels), mode="RGB")
 
 
@@ -117,10 +126,9 @@ def correspondence_image(
     """
     if not isinstance(matches, Matches):
         raise TypeError(f"matches must be a Matches from match_features, got {type(matches).__name__}")
-    for name, value in (("max_lines", max_lines), ("line_width", line_width)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    picture_a, picture_b = _to_pil(load_image(img_a)), _to_pil(load_image(img_b))
+    check_positive_int("max_lines", max_lines)
+    check_positive_int("line_width", line_width)
+    picture_a, picture_b = to_pil_image(load_image(img_a)), to_pil_image(load_image(img_b))
     canvas = Image.new("RGB", (picture_a.width + picture_b.width, max(picture_a.height, picture_b.height)))
     canvas.paste(picture_a, (0, 0))
     canvas.paste(picture_b, (picture_a.width, 0))

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vader_hub.eval.matching import find_matches, pck, query_grid, sample_features
+from vader_hub.eval.pixel_search import find_matches, pck, query_grid, sample_features
 from vader_hub.eval.warps import WarpRanges, apply_homography, random_homography, view_rng
 from vader_hub.models.cells import output_size, upsample_to_pixels
 
