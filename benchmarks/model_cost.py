@@ -9,7 +9,7 @@ import timm
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import vader_hub  # noqa: F401  (registers the models)
+from vader_hub.models import TRUNKS
 
 
 def model_cost(name: str, size: int = 224) -> dict:
@@ -26,7 +26,7 @@ def model_cost(name: str, size: int = 224) -> dict:
 def main() -> None:
     print("| model | trunk params | decoder params | total params | GFLOPs at 224 (GMACs) |")
     print("|---|---|---|---|---|")
-    for name in timm.list_models("vader_*"):
+    for name in TRUNKS:
         c = model_cost(name)
         print(
             f"| {c['model']} | {c['trunk'] / 1e6:.2f} M | {c['decoder'] / 1e6:.2f} M | {c['total'] / 1e6:.2f} M "

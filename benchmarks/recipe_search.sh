@@ -3,7 +3,7 @@
 # chosen"): 150 steps each, two at a time with one thread each (about 16 minutes per pair on 2 cores),
 # each scored on the held-out split by `vader-hub eval` at the README's settings.
 #
-#   bash benchmarks/recipe_search.sh split/ search-runs      # split/: `vader-hub eval split photos --out-dir split`
+#   bash benchmarks/recipe_search.sh split/ search-runs      # split/: `vader-hub eval split photos --split-rules docs/splits/offline-photos.json --out split`
 set -euo pipefail
 split=${1:?usage: recipe_search.sh SPLIT_DIR OUT_DIR}
 out=${2:?usage: recipe_search.sh SPLIT_DIR OUT_DIR}
@@ -17,12 +17,12 @@ native_scale=(--source-short-side 288 --crop-scale-min 0.08 --crop-scale-max 0.4
 run() {  # NAME [train flags...]: train in the background with one thread
   local name=$1
   shift
-  OMP_NUM_THREADS=1 python -m vader_hub.train "${common[@]}" --out-dir "$out/$name" "$@" > "$out/$name.log" 2>&1 &
+  OMP_NUM_THREADS=1 python -m vader_hub.train "${common[@]}" --out "$out/$name" "$@" > "$out/$name.log" 2>&1 &
 }
 
 score() {  # NAME: the run's PCK row on the held-out photos
   vader-hub eval --photos "$split/eval.txt" --weights "$out/$1/export/model.safetensors" --random-seeds \
-    --no-sift --no-patches --seed 0 --out-dir "$out/$1/eval" > "$out/$1.eval.log" 2>&1
+    --no-sift --no-patches --seed 0 --out "$out/$1/eval" > "$out/$1.eval.log" 2>&1
   echo "$1: $(sed -n 3p "$out/$1/eval/eval.md")"
 }
 

@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from vader_hub.fileio import atomic_write, sha256_file, write_through_temporary
+from vader_hub.fileio import atomic_write, sha256_of_file, write_through_temporary
 
 
 def test_atomic_write_replaces_the_whole_file_and_leaves_no_temporary(tmp_path):
@@ -50,12 +50,12 @@ def test_written_files_get_the_usual_permissions_not_a_private_temporary_files(t
     assert stat.S_IMODE((tmp_path / "model.safetensors").stat().st_mode) == 0o644
 
 
-def test_sha256_file_matches_hashlib_on_a_multi_chunk_file(tmp_path):
+def test_sha256_of_file_matches_hashlib_on_a_multi_chunk_file(tmp_path):
     import hashlib
 
     data = os.urandom(3 * (1 << 22) + 5)
     (tmp_path / "blob").write_bytes(data)
-    assert sha256_file(tmp_path / "blob") == hashlib.sha256(data).hexdigest()
+    assert sha256_of_file(tmp_path / "blob").hexdigest() == hashlib.sha256(data).hexdigest()
 
 
 def _is_folder(descriptor: int) -> bool:

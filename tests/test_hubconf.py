@@ -13,7 +13,7 @@ import torch
 import vader_hub  # noqa: F401  (registers the models)
 
 REPO = Path(__file__).resolve().parents[1]
-ENTRY_POINTS = ["vader_r18_fpn", "vader_r50_fpn", "vader_r101_fpn"]
+ENTRY_POINTS = timm.list_models("vader_*")
 
 
 @pytest.mark.parametrize("name", ENTRY_POINTS)

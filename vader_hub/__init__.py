@@ -1,6 +1,7 @@
 """vader-hub: VADeR dense self-supervised backbones for timm, torch.hub and the Hugging Face Hub.
 
-``import vader_hub`` registers ``vader_r18_fpn``, ``vader_r50_fpn`` and ``vader_r101_fpn`` with timm.
+``import vader_hub`` registers one timm model per backbone of :data:`vader_hub.models.TRUNKS`
+(``timm.list_models("vader_*")``: ``vader_r18_fpn``, ``vader_r50_fpn``, ``vader_r101_fpn``).
 
     >>> import timm, torch, vader_hub
     >>> model = timm.create_model("vader_r18_fpn").eval()
@@ -8,7 +9,9 @@
     torch.Size([1, 128, 56, 56])
 """
 from . import models
-from .features import correspondence_image, extract_dense_features, match_features, pca_image
+from .features import correspondence_image, extract_dense_features, match_features, match_features_dense, pca_image
 
 __version__ = "0.1.0"
-__all__ = ["correspondence_image", "extract_dense_features", "match_features", "models", "pca_image"]
+__all__ = [
+    "correspondence_image", "extract_dense_features", "match_features", "match_features_dense", "models", "pca_image",
+]

@@ -32,13 +32,14 @@ import timm
 import torch
 from PIL import Image
 
-from .cli.eval import optional_sift_method
-from .cli.options import add_model_arguments, load_model
+from .checks import positive_int_argument
+from .cli.options import add_model_arguments, add_output_argument, load_model
+from .cli.status import DONE, reporting_errors_of
 from .eval import evaluate, network_method, patch_method, random_init_method, to_markdown, write_report
+from .eval.methods import optional_sift_method
 from .features import correspondence_image, extract_dense_features, match_features, pca_image
 from .pathlist import write_path_list
 from .train import TrainConfig, preset, train
-from .weights.errors import WeightsError
 from .weights.manifest import MANIFEST_ENV, write_entry
 
 REPRODUCE_ARCHITECTURE = "vader_r18_fpn"
@@ -150,7 +151,7 @@ def write_pictures(model: torch.nn.Module, photo: Path, out_dir: Path) -> tuple[
     features = extract_dense_features([image, view], model=model)  # (2, 128, h, w)
     pca_path, match_path = out_dir / "pca.png", out_dir / "correspondences.png"
     pca_image(features[0], image_size=image.size[::-1]).save(pca_path)
-    matches = match_features(features[0], features[1], mode="mutual")
+    matches = match_features(features[0], features[1])
     correspondence_image(image, view, matches).save(match_path)
     return pca_path, match_path
 
@@ -191,40 +192,37 @@ def _progress(message: str) -> None:
     print(f"vader-hub demo: {message}", file=sys.stderr, flush=True)
 
 
+@reporting_errors_of("vader-hub demo")
 def run(args: argparse.Namespace) -> int:
-    """``vader-hub demo``; returns the exit code (0 done, 2 bad input)."""
+    """``vader-hub demo``; returns the exit status."""
     start = time.perf_counter()
-    try:
-        if args.reproduce:
-            if args.model is not None or args.weights is not None:
-                raise ValueError("--reproduce trains its own network; drop --model / --weights")
-            steps = REPRODUCE_STEPS if args.steps is None else args.steps
-            model, name = train_from_scratch(prepare_out_dir(Path(args.out)), steps), f"{REPRODUCE_ARCHITECTURE}.{TAG}"
-        else:
-            if args.steps is not None:
-                raise ValueError("--steps is for --reproduce, which trains a network; add --reproduce")
-            _progress("loading the weights (verified by sha256)")
-            chosen = load_model(args)
-            model, name = chosen.model, chosen.describe()
-        result = run_demo(Path(args.out), model, name)
-    except (OSError, ValueError, WeightsError) as error:
-        print(f"vader-hub demo: error: {error}", file=sys.stderr)
-        return 2
+    if args.reproduce:
+        if args.model is not None or args.weights is not None:
+            raise ValueError("--reproduce trains its own network; drop --model / --weights")
+        steps = REPRODUCE_STEPS if args.steps is None else args.steps
+        model, name = train_from_scratch(prepare_out_dir(Path(args.out)), steps), f"{REPRODUCE_ARCHITECTURE}.{TAG}"
+    else:
+        if args.steps is not None:
+            raise ValueError("--steps is for --reproduce, which trains a network; add --reproduce")
+        _progress("loading the weights (verified by sha256)")
+        chosen = load_model(args)
+        model, name = chosen.model, chosen.describe()
+    result = run_demo(Path(args.out), model, name)
     print(f"\npictures {result.pca_picture}, {result.correspondence_picture}")
     print(f"evaluation of {result.model_name} on held-out photos, written to {result.eval_markdown}:\n")
     print(result.eval_table)
     if args.reproduce:
         print(REPRODUCE_NOTE)
     print(f"demo finished in {time.perf_counter() - start:.0f} s")
-    return 0
+    return DONE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="shipped weights: features, matches and PCK, offline on CPU")
-    parser.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
+    add_output_argument(parser, "output folder", default=Path("demo-out"), metavar="DIR")
     add_model_arguments(parser)
     parser.add_argument("--reproduce", action="store_true",
                         help="train a network from scratch on five bundled photos instead (a few minutes)")
-    parser.add_argument("--steps", type=int, default=None,
+    parser.add_argument("--steps", type=positive_int_argument, default=None,
                         help=f"training steps of --reproduce (default {REPRODUCE_STEPS})")
     parser.set_defaults(func=run)

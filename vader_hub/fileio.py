@@ -72,10 +72,11 @@ def _fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-def sha256_file(path: Path) -> str:
-    """The sha256 hex digest of a file, read in chunks."""
+def sha256_of_file(path: Path) -> "hashlib._Hash":
+    """A sha256 object fed with a file's bytes, read in chunks; ``.hexdigest()`` is the file's hash,
+    and a caller may go on feeding it (a download resumes after the bytes already on disk)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(HASH_CHUNK_BYTES), b""):
             digest.update(chunk)
-    return digest.hexdigest()
+    return digest

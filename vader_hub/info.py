@@ -14,6 +14,11 @@ import timm
 import torch
 from PIL import Image
 
+from .checks import positive_int_argument
+from .cli.status import reporting_errors_of
+from .models.preprocess import normalize_images
+from .weights.names import check_architecture, vader_architectures
+
 
 def bundled_photo(name: str = "astronaut.jpg") -> Image.Image:
     """One of the small CC0/public-domain photos shipped in ``vader_hub/assets`` (see ATTRIBUTION.md)."""
@@ -24,10 +29,8 @@ def bundled_photo(name: str = "astronaut.jpg") -> Image.Image:
 def photo_batch(model: torch.nn.Module, size: int) -> torch.Tensor:
     """The bundled astronaut photo resized to ``size`` and normalised with the model's cfg, (1, 3, size, size)."""
     image = bundled_photo().resize((size, size), Image.BICUBIC)
-    x = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255  # (3, S, S)
-    mean = torch.tensor(model.pretrained_cfg["mean"]).view(3, 1, 1)
-    std = torch.tensor(model.pretrained_cfg["std"]).view(3, 1, 1)
-    return ((x - mean) / std).unsqueeze(0)  # (1, 3, S, S)
+    pixels = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)  # (3, S, S) uint8
+    return normalize_images(pixels.unsqueeze(0), model.pretrained_cfg)  # (1, 3, S, S)
 
 
 def describe(name: str, size: int, repeats: int = 3) -> str:
@@ -45,8 +48,12 @@ def describe(name: str, size: int, repeats: int = 3) -> str:
     return f"{name:16s} {params:6.2f} M params  {shapes}  {np.median(times) * 1e3:7.1f} ms"
 
 
+@reporting_errors_of("vader-hub info")
 def run(args: argparse.Namespace) -> int:
-    names = [args.model] if args.model else timm.list_models("vader_*")
+    """``vader-hub info``: one line per model; returns the exit status."""
+    names = [args.model] if args.model else vader_architectures()
+    for name in names:
+        check_architecture(name)
     print(f"torch {torch.__version__}, timm {timm.__version__}, {torch.get_num_threads()} CPU threads")
     for name in names:
         print(describe(name, args.size))
@@ -56,5 +63,5 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("info", help="list the models and time a forward pass on a bundled photo")
     parser.add_argument("--model", help="one model name (default: every vader_* model)")
-    parser.add_argument("--size", type=int, default=224, help="input side in pixels (default 224)")
+    parser.add_argument("--size", type=positive_int_argument, default=224, help="input side in pixels (default 224)")
     parser.set_defaults(func=run)

@@ -33,20 +33,20 @@ def test_import_writes_the_trunk_and_keeps_existing_files(tmp_path: Path, capsys
     checkpoint = projects.moco_v1_v2(mlp=True)
     torch.save(checkpoint.content, tmp_path / "moco.pth.tar")
     out = tmp_path / "trunk.safetensors"
-    assert run(["import", str(tmp_path / "moco.pth.tar"), "--arch", "vader_r18_fpn", "--out", str(out)]) == 0
+    assert run(["import", str(tmp_path / "moco.pth.tar"), "--model", "vader_r18_fpn", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "layout: moco-v1/v2" in printed and "dropped 4 non-trunk tensors" in printed
     with safe_open(str(out), "pt") as handle:
         assert torch.equal(handle.get_tensor("trunk.layer3.0.conv2.weight"), checkpoint.encoder.layer3[0].conv2.weight)
     written = out.read_bytes()
-    assert run(["import", str(tmp_path / "moco.pth.tar"), "--arch", "vader_r18_fpn", "--out", str(out)]) == 2
+    assert run(["import", str(tmp_path / "moco.pth.tar"), "--model", "vader_r18_fpn", "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert out.read_bytes() == written
 
 
 def test_import_of_an_unknown_layout_explains(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     torch.save({"net": {"body.conv1.weight": torch.zeros(64, 3, 7, 7)}}, tmp_path / "odd.pth")
-    assert run(["import", str(tmp_path / "odd.pth"), "--arch", "vader_r18_fpn", "--out", str(tmp_path / "t.st")]) == 2
+    assert run(["import", str(tmp_path / "odd.pth"), "--model", "vader_r18_fpn", "--out", str(tmp_path / "t.st")]) == 2
     error = capsys.readouterr().err
     assert "unknown checkpoint layout" in error and "'net' (dict)" in error and "body. (1)" in error
     assert not (tmp_path / "t.st").exists()

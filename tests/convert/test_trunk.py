@@ -26,7 +26,7 @@ def test_resnet18_weights_into_vader_r50_is_a_depth_mismatch() -> None:
     message = str(error.value)
     assert "r18.pth holds a ResNet-18 (BasicBlock 2-2-2-2) trunk" in message
     assert "vader_r50_fpn has a ResNet-50 (Bottleneck 3-4-6-3) trunk" in message
-    assert "use --arch vader_r18_fpn" in message
+    assert "use --model vader_r18_fpn" in message
 
 
 def test_resnet152_has_no_vader_model() -> None:
@@ -49,7 +49,7 @@ def test_wide_resnet_has_the_right_depth_but_wrong_shapes() -> None:
 
 
 def test_unknown_architecture_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown architecture 'resnet50'.*vader_r18_fpn"):
+    with pytest.raises(ValueError, match=r"unknown model 'resnet50'.*vader_r18_fpn"):
         import_trunk(torchvision_resnet("resnet50").state_dict(), "resnet50")
 
 

@@ -112,6 +112,15 @@ def test_match_draws_the_correspondence_picture(weights_file, photos, tmp_path, 
     assert "not found" in capsys.readouterr().err
 
 
+def test_match_mode_picks_the_matching_function(weights_file, photos, tmp_path, capsys):
+    out = tmp_path / "dense.png"
+    assert run(["match", *photos, "--weights", weights_file, "--out", out, "--mode", "dense"]) == 0
+    assert capsys.readouterr().out.startswith(f"{10 * 18} dense matches")  # every cell of the 40x70 image A
+    with pytest.raises(SystemExit):
+        run(["match", *photos, "--weights", weights_file, "--out", out, "--mode", "sparse"])
+    assert "invalid choice: 'sparse'" in capsys.readouterr().err
+
+
 def test_extract_and_match_with_no_model_options_use_the_default_model(photos, tmp_path, monkeypatch, capsys):
     default = default_model_name()
     monkeypatch.chdir(tmp_path)

@@ -305,7 +305,7 @@ def test_target_size():
     with pytest.raises(TypeError, match=r"\(height, width\) pair"):
         target_size(4, 4, size=224)
     for bad in (0, -3, 2.5, True):
-        with pytest.raises(ValueError, match="positive integers"):
+        with pytest.raises(ValueError, match="positive integer"):
             target_size(4, 4, short_side=bad)
 
 

@@ -4,9 +4,9 @@ import math
 import pytest
 import timm
 import torch
+from timm.models.resnet import Bottleneck
 
-import vader_hub  # noqa: F401  (registers the models)
-from vader_hub.models import VaderFPN
+from vader_hub.models import TRUNKS, VaderFPN
 
 
 @pytest.fixture(scope="module")
@@ -15,11 +15,11 @@ def r18():
     return timm.create_model("vader_r18_fpn").eval()
 
 
-def test_lists_the_three_models():
-    assert set(timm.list_models("vader_*")) == {"vader_r18_fpn", "vader_r50_fpn", "vader_r101_fpn"}
+def test_timm_lists_every_backbone_of_the_table_and_the_papers_network():
+    assert set(timm.list_models("vader_*")) == set(TRUNKS) and "vader_r50_fpn" in TRUNKS
 
 
-@pytest.mark.parametrize("name", ["vader_r50_fpn", "vader_r101_fpn"])
+@pytest.mark.parametrize("name", [name for name, trunk in TRUNKS.items() if trunk.block is Bottleneck])
 def test_deep_models_give_128x56x56_at_224(name):
     model = timm.create_model(name).eval()
     with torch.no_grad():

@@ -69,3 +69,11 @@ def test_missing_data_is_a_clear_error(tiny_config):
         train(dataclasses.replace(tiny_config, data=None))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         train(dataclasses.replace(tiny_config, data="/nonexistent/photos"))
+
+
+def test_the_log_says_what_init_loaded_into_the_trunk(tiny_config, tmp_path, capsys):
+    torch.save(timm.create_model("resnet18", num_classes=1000).state_dict(), tmp_path / "resnet18.pth")
+    train(dataclasses.replace(tiny_config, steps=1, init=str(tmp_path / "resnet18.pth")), show_progress=False)
+    printed = capsys.readouterr().out
+    assert f"trunk initialised from {tmp_path / 'resnet18.pth'}" in printed
+    assert "layout: torchvision/timm" in printed and "dropped 2 non-trunk tensors" in printed

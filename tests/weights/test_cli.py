@@ -76,7 +76,7 @@ def test_clean_one_name_keeps_the_others(served):
 
 
 def test_unknown_name_fails_readably(capsys):
-    assert run("download", "vader_r18_fpn.nope") == 1
+    assert run("download", "vader_r18_fpn.nope") == 2
     assert "no manifest entry named 'vader_r18_fpn.nope'" in capsys.readouterr().err
 
 
@@ -100,23 +100,23 @@ def test_export_a_trainer_checkpoint_into_a_manifest(tmp_path, capsys):
 
 def test_export_a_state_dict_needs_an_architecture(tmp_path, capsys):
     torch.save(small_module().state_dict(), tmp_path / "sd.pt")
-    assert run("export", str(tmp_path / "sd.pt"), "--out", str(tmp_path / "out")) == 1
-    assert "pass --architecture" in capsys.readouterr().err
+    assert run("export", str(tmp_path / "sd.pt"), "--out", str(tmp_path / "out")) == 2
+    assert "pass --model" in capsys.readouterr().err
     out = str(tmp_path / "out")
-    assert run("export", str(tmp_path / "sd.pt"), "--out", out, "--architecture", "vader_r18_fpn") == 0
+    assert run("export", str(tmp_path / "sd.pt"), "--out", out, "--model", "vader_r18_fpn") == 0
     assert (tmp_path / "out" / "model.safetensors").is_file()
 
 
 def test_export_refuses_a_conflicting_architecture(exported, tmp_path, capsys):
     out = str(tmp_path / "o")
-    code = run("export", str(exported.result.weights), "--out", out, "--architecture", "vader_r50_fpn")
-    assert code == 1 and "is for vader_r18_fpn, not --architecture vader_r50_fpn" in capsys.readouterr().err
+    code = run("export", str(exported.result.weights), "--out", out, "--model", "vader_r50_fpn")
+    assert code == 2 and "is for vader_r18_fpn, not --model vader_r50_fpn" in capsys.readouterr().err
 
 
 def test_export_refuses_arbitrary_pickles(tmp_path, capsys):
     torch.save({"fn": print}, tmp_path / "evil.pt")  # a callable needs full unpickling: weights_only refuses it
     out = str(tmp_path / "o")
-    assert run("export", str(tmp_path / "evil.pt"), "--out", out, "--architecture", "vader_r18_fpn") == 1
+    assert run("export", str(tmp_path / "evil.pt"), "--out", out, "--model", "vader_r18_fpn") == 2
     assert "weights_only=True" in capsys.readouterr().err
 
 

@@ -1,6 +1,6 @@
 """The ``vader-hub convert`` command: ResNet trunks in and out, and deployment exports.
 
-    vader-hub convert import moco_v2_800ep_pretrain.pth.tar --arch vader_r50_fpn --out moco_trunk.safetensors
+    vader-hub convert import moco_v2_800ep_pretrain.pth.tar --model vader_r50_fpn --out moco_trunk.safetensors
     vader-hub convert export vader_r50_fpn.safetensors --to torchvision --out r50_torchvision.pth
     vader-hub convert export vader_r50_fpn.safetensors --to detectron2 --out r50_d2.pkl --decoder-out fpn.safetensors
     vader-hub convert onnx                                             # the default model -> vader.onnx
@@ -10,21 +10,26 @@
 See docs/interop.md for the layouts recognised and the detectron2 config to fine-tune with.
 """
 import argparse
-import sys
 from pathlib import Path
 from typing import Any, Mapping
 
 from torch import nn
 
 from ..convert.deploy import check_onnx, export_onnx, export_program, save_program
-from ..convert.export import EXPORT_TARGETS, export_decoder, export_trunk, save_decoder, save_export
+from ..convert.frameworks import EXPORT_TARGETS, export_decoder, export_trunk, save_decoder, save_export
 from ..convert.trunk import TRUNK_PREFIX, load_trunk, save_trunk
-from ..weights import WeightsError
-from ..weights.checkpoint import read_export_input
-from .options import add_model_arguments, load_model
+from .inputs import read_weights_input
+from .options import (
+    add_architecture_argument,
+    add_model_arguments,
+    add_output_argument,
+    load_model,
+    required_architecture,
+)
+from .status import DONE, DONE_IN_PART, reporting_errors_of
 
-USAGE_ERROR = 2
-USER_ERRORS = (ValueError, TypeError, OSError, ImportError, WeightsError)
+reporting_errors = reporting_errors_of("vader-hub convert")
+
 
 
 def register(subparsers: "argparse._SubParsersAction") -> None:
@@ -43,11 +48,11 @@ def _register_import(commands: "argparse._SubParsersAction") -> None:
     parser = commands.add_parser(
         "import", help="take the ResNet trunk out of a checkpoint (layout detected) into a safetensors file",
         description="Detect a checkpoint's layout (MoCo v1/v2/v3, DenseCL, PixPro, torchvision, timm, vader-hub), "
-        "check its trunk against --arch and write it as trunk.* safetensors (a trainer --init file).",
+        "check its trunk against --model and write it as trunk.* safetensors (a trainer --init file).",
     )
     parser.add_argument("checkpoint", type=Path, metavar="IN", help="checkpoint file (.pth, .pth.tar, .safetensors)")
-    parser.add_argument("--arch", required=True, help="vader-hub architecture, e.g. vader_r50_fpn")
-    parser.add_argument("--out", type=Path, required=True, help="output .safetensors file")
+    add_architecture_argument(parser, required=True, help="the VADeR architecture the trunk is for, e.g. vader_r50_fpn")
+    add_output_argument(parser, "output .safetensors file")
     parser.add_argument("--container", help="top-level key holding the state dict (overrides detection)")
     parser.add_argument("--prefix", help="name prefix before the ResNet names, e.g. 'module.encoder_q.'")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -63,7 +68,7 @@ def _register_export(commands: "argparse._SubParsersAction") -> None:
     parser.add_argument("weights", type=Path, metavar="IN",
                         help="vader-hub weights or trunk .safetensors, or a trainer checkpoint.pt")
     parser.add_argument("--to", required=True, choices=EXPORT_TARGETS, help="target framework")
-    parser.add_argument("--out", type=Path, required=True, help="output file (.pth/.safetensors; .pkl for detectron2)")
+    add_output_argument(parser, "output file (.pth/.safetensors; .pkl for detectron2)")
     parser.add_argument("--decoder-out", type=Path, help="also write the FPN decoder (decoder.*) to this .safetensors")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.set_defaults(func=run_export)
@@ -76,26 +81,22 @@ def _register_deploy(commands: "argparse._SubParsersAction") -> None:
     ):
         parser = commands.add_parser(name, help=help_text, description=help_text + ".")
         add_model_arguments(parser)
-        # The former spelling: an architecture, checked against --weights, or a --model without a tag.
-        parser.add_argument("--arch", help=argparse.SUPPRESS)
-        parser.add_argument("--out", type=Path, default=Path(f"vader{suffix}"),
-                            help=f"output {suffix} file (default vader{suffix})")
+        add_output_argument(parser, f"output {suffix} file", default=Path(f"vader{suffix}"))
         parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
         if name == "onnx":
             parser.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
         parser.set_defaults(func=run_onnx if name == "onnx" else run_torch_export)
 
 
+
+@reporting_errors
 def run_import(args: argparse.Namespace) -> int:
-    """Import a trunk and write it; prints what was detected. Returns the exit code."""
-    try:
-        trunk = load_trunk(args.checkpoint, args.arch, container=args.container, prefix=args.prefix)
-        save_trunk(trunk, args.out, overwrite=args.overwrite)
-    except USER_ERRORS as error:
-        return _fail(error)
+    """Import a trunk and write it; prints what was detected. Returns the exit status."""
+    trunk = load_trunk(args.checkpoint, required_architecture(args), container=args.container, prefix=args.prefix)
+    save_trunk(trunk, args.out, overwrite=args.overwrite)
     print(trunk.summary())
     print(f"wrote {args.out} ({len(trunk.state_dict)} tensors)")
-    return 0
+    return DONE
 
 
 def _vader_state_dict(state_dict: Mapping[str, Any], source: Path) -> Mapping[str, Any]:
@@ -108,67 +109,49 @@ def _vader_state_dict(state_dict: Mapping[str, Any], source: Path) -> Mapping[st
     )
 
 
+@reporting_errors
 def run_export(args: argparse.Namespace) -> int:
-    """Export a trunk (and optionally the decoder); returns the exit code."""
-    try:
-        exported = read_export_input(args.weights)
-        state_dict = _vader_state_dict(exported.state_dict, args.weights)
-        save_export(export_trunk(state_dict, to=args.to), args.to, args.out, overwrite=args.overwrite)
-        if args.decoder_out is not None:
-            architecture = exported.architecture or "unknown"
-            save_decoder(export_decoder(state_dict), args.decoder_out, architecture, overwrite=args.overwrite)
-    except USER_ERRORS as error:
-        return _fail(error)
+    """Export a trunk (and optionally the decoder); returns the exit status."""
+    exported = read_weights_input(args.weights)
+    state_dict = _vader_state_dict(exported.state_dict, args.weights)
+    save_export(export_trunk(state_dict, to=args.to), args.to, args.out, overwrite=args.overwrite)
+    if args.decoder_out is not None:
+        architecture = exported.architecture or "unknown"
+        save_decoder(export_decoder(state_dict), args.decoder_out, architecture, overwrite=args.overwrite)
     print(f"wrote the trunk in {args.to} layout to {args.out}")
     if args.to == "detectron2":
         print("detectron2 config: MODEL.RESNETS.STRIDE_IN_1X1 False, INPUT.FORMAT RGB, "
               "PIXEL_MEAN [123.675, 116.280, 103.530], PIXEL_STD [58.395, 57.120, 57.375] (docs/interop.md)")
     if args.decoder_out is not None:
         print(f"wrote the FPN decoder to {args.decoder_out}")
-    return 0
+    return DONE
 
 
 def _build_model(args: argparse.Namespace) -> nn.Module:
-    """The network of ``--model`` / ``--weights``, honouring the former ``--arch`` spelling."""
-    if args.arch is not None and args.model is not None:
-        raise ValueError("--arch is the former spelling of --model; pass only --model NAME[.TAG]")
-    if args.arch is not None and args.weights is None:
-        args.model = args.arch
+    """The network of ``--model`` / ``--weights``, announced."""
     chosen = load_model(args)
-    if args.arch is not None and args.weights is not None and chosen.name != args.arch:
-        raise ValueError(f"{args.weights} holds weights for {chosen.name}, not --arch {args.arch}; drop --arch "
-                         "(the file records its architecture)")
     print(f"exporting {chosen.describe()}")
     return chosen.model
 
 
+@reporting_errors
 def run_onnx(args: argparse.Namespace) -> int:
-    """Export to ONNX and, unless ``--no-check``, compare with PyTorch; returns the exit code."""
-    try:
-        model = _build_model(args)
-        export_onnx(model, args.out, overwrite=args.overwrite)
-        checks = [] if args.no_check else check_onnx(model, args.out)
-    except USER_ERRORS as error:
-        return _fail(error)
+    """Export to ONNX and, unless ``--no-check``, compare with PyTorch; returns the exit status."""
+    model = _build_model(args)
+    export_onnx(model, args.out, overwrite=args.overwrite)
+    checks = [] if args.no_check else check_onnx(model, args.out)
     print(f"wrote {args.out} (input 'images' (B, 3, H, W), H, W >= 33; output 'features')")
     for check in checks:
         verdict = "ok" if check.passed else f"FAILED {check.error}".strip()
         print(f"  onnxruntime vs PyTorch at {check.height}x{check.width}: "
               f"max abs {check.max_abs:.2e}, max rel {check.max_rel:.2e}  {verdict}")
-    return 0 if all(check.passed for check in checks) else 1
+    return DONE if all(check.passed for check in checks) else DONE_IN_PART
 
 
+@reporting_errors
 def run_torch_export(args: argparse.Namespace) -> int:
-    """Export with ``torch.export`` and save the ``.pt2``; returns the exit code."""
-    try:
-        model = _build_model(args)
-        save_program(export_program(model), args.out, overwrite=args.overwrite)
-    except USER_ERRORS as error:
-        return _fail(error)
+    """Export with ``torch.export`` and save the ``.pt2``; returns the exit status."""
+    model = _build_model(args)
+    save_program(export_program(model), args.out, overwrite=args.overwrite)
     print(f"wrote {args.out}: torch.export.load('{args.out}').module()(images)")
-    return 0
-
-
-def _fail(error: BaseException) -> int:
-    print(f"vader-hub convert: error: {error}", file=sys.stderr)
-    return USAGE_ERROR
+    return DONE

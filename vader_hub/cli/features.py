@@ -8,7 +8,7 @@
 ``extract`` writes, per image, ``<stem>.safetensors`` (tensor ``features``, (128, ceil(H/4),
 ceil(W/4)), L2-normalised; metadata ``model``, ``tag``, ``weights``, ``stride``, ``input_size`` and
 ``image_size`` as JSON (height, width) pairs, ``source``) and ``<stem>_pca.png``. An image that cannot
-be read is reported and skipped (exit code 1); the others are still written.
+be read is reported and skipped (exit status 1, done in part); the others are still written.
 """
 import argparse
 import json
@@ -20,16 +20,17 @@ from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
+from ..checks import positive_int_argument
 from ..features.extract import extract_dense_features
 from ..features.inputs import load_image, target_size
-from ..features.matching import MATCH_MODES, Matches, match_features, rescale_points
+from ..features.matching import Matches, match_features, match_features_dense, rescale_points
 from ..features.pictures import correspondence_image, pca_image
 from ..fileio import write_through_temporary
 from ..models.cells import STRIDE
-from ..weights import WeightsError
-from .options import ChosenModel, add_model_arguments, load_model
+from .options import ChosenModel, add_model_arguments, add_output_argument, load_model
+from .status import DONE, DONE_IN_PART, USER_ERRORS, reporting_errors_of
 
-USAGE_ERROR = 2
+MATCHERS = {"mutual": match_features, "dense": match_features_dense}  # --mode -> the matching function
 
 
 def register(subparsers: "argparse._SubParsersAction") -> None:
@@ -40,8 +41,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     )
     extract.add_argument("images", nargs="+", metavar="IMG", help="image files")
     _add_common_options(extract)
-    extract.add_argument("--out", type=Path, default=Path("extract-out"), metavar="DIR",
-                         help="output folder (created; default extract-out)")
+    add_output_argument(extract, "output folder (created)", default=Path("extract-out"), metavar="DIR")
     extract.set_defaults(func=run_extract)
 
     match = subparsers.add_parser(
@@ -51,55 +51,46 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     match.add_argument("image_a", metavar="A", help="first image file")
     match.add_argument("image_b", metavar="B", help="second image file")
     _add_common_options(match)
-    match.add_argument("--out", type=Path, default=Path("match.png"), metavar="PNG",
-                       help="output picture (default match.png)")
-    match.add_argument("--mode", choices=MATCH_MODES, default="mutual", help="mutual or dense nearest neighbours")
-    match.add_argument("--max-lines", type=_positive_int, default=100, help="draw this many best matches (default 100)")
+    add_output_argument(match, "output picture", default=Path("match.png"), metavar="PNG")
+    match.add_argument("--mode", choices=tuple(MATCHERS), default="mutual", help="mutual or dense nearest neighbours")
+    match.add_argument("--max-lines", type=positive_int_argument, default=100,
+                       help="draw this many best matches (default 100)")
     match.set_defaults(func=run_match)
 
 
 def _add_common_options(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--short-side", type=_positive_int, metavar="N", help="resize so the shorter side is N pixels")
+    parser.add_argument("--short-side", type=positive_int_argument, metavar="N",
+                        help="resize so the shorter side is N pixels")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default cpu)")
     parser.add_argument("--autocast", action="store_true", help="run the network in bfloat16 autocast")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
+@reporting_errors_of("vader-hub extract")
 def run_extract(args: argparse.Namespace) -> int:
-    """Extract and save the features and PCA picture of every image; returns the exit code."""
+    """Extract and save the features and PCA picture of every image; returns the exit status."""
     stems = [Path(path).stem for path in args.images]
     duplicates = sorted({stem for stem in stems if stems.count(stem) > 1})
     if duplicates:
-        return _fail(f"several images share the file stem(s) {duplicates}; their outputs would overwrite each other")
+        raise ValueError(f"several images share the file stem(s) {duplicates}; their outputs would overwrite "
+                         "each other")
     inputs = {Path(path).resolve() for path in args.images}
     outputs = [args.out / name for stem in stems for name in (f"{stem}.safetensors", f"{stem}_pca.png")]
     overwritten = [str(path) for path in outputs if path.resolve() in inputs]
     if overwritten:
-        return _fail(f"writing {overwritten} would overwrite input images; pick another --out folder")
-    try:
-        chosen = load_model(args, args.device)
-    except (ValueError, TypeError, OSError, WeightsError) as error:
-        return _fail(str(error))
+        raise ValueError(f"writing {overwritten} would overwrite input images; pick another --out folder")
+    chosen = load_model(args, args.device)
     model, provenance = chosen.model, _provenance(chosen)
-    args.out.mkdir(parents=True, exist_ok=True)
     failures = 0
     for path, stem in zip(tqdm(args.images, desc="extract", unit="img"), stems, strict=True):
         try:
             _extract_one(Path(path), args.out / stem, model, provenance, args)
-        except (ValueError, TypeError, OSError, WeightsError) as error:
+        except USER_ERRORS as error:
             failures += 1
             tqdm.write(f"vader-hub extract: skipped {path}: {error}", file=sys.stderr)
-    return 1 if failures else 0
+    if failures == len(args.images):
+        raise ValueError(f"none of the {failures} image(s) could be read, so nothing was written")
+    return DONE_IN_PART if failures else DONE
 
 
 def _extract_one(path: Path, out_stem: Path, model: nn.Module, provenance: Dict[str, str], args) -> None:
@@ -112,6 +103,7 @@ def _extract_one(path: Path, out_stem: Path, model: nn.Module, provenance: Dict[
         image_size=json.dumps(list(image_size)), source=path.name,
     )
     tensors = {"features": features.contiguous().cpu()}
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
     write_through_temporary(out_stem.with_suffix(".safetensors"),
                             lambda name: save_file(tensors, str(name), metadata=metadata))
     picture = pca_image(features, image_size=input_size)
@@ -119,14 +111,12 @@ def _extract_one(path: Path, out_stem: Path, model: nn.Module, provenance: Dict[
                             lambda name: picture.save(name, format="PNG"))
 
 
+@reporting_errors_of("vader-hub match")
 def run_match(args: argparse.Namespace) -> int:
-    """Match two images and save the correspondence picture; returns the exit code."""
-    try:
-        matches = _match(args)
-    except (ValueError, TypeError, OSError, WeightsError) as error:
-        return _fail(str(error))
+    """Match two images and save the correspondence picture; returns the exit status."""
+    matches = _match(args)
     print(f"{len(matches)} {args.mode} matches, best {min(args.max_lines, len(matches))} drawn in {args.out}")
-    return 0
+    return DONE
 
 
 def _match(args: argparse.Namespace) -> Matches:
@@ -136,7 +126,7 @@ def _match(args: argparse.Namespace) -> Matches:
     model = load_model(args, args.device).model
     images = [load_image(args.image_a), load_image(args.image_b)]  # (3, H, W) each
     features = extract_dense_features(images, model, short_side=args.short_side, autocast=args.autocast)
-    matches = match_features(features[0], features[1], mode=args.mode)
+    matches = MATCHERS[args.mode](features[0], features[1])
     drawn_sizes = [tuple(image.shape[-2:]) for image in images]
     matched_sizes = [target_size(*size, short_side=args.short_side) for size in drawn_sizes]
     matches = Matches(
@@ -155,9 +145,3 @@ def _provenance(chosen: ChosenModel) -> Dict[str, str]:
     config = chosen.model.pretrained_cfg
     return dict(model=config.get("architecture") or "", tag=config.get("tag") or "",
                 weights=chosen.weights.name if chosen.weights is not None else "")
-
-
-def _fail(message: str) -> int:
-    print(f"vader-hub: error: {message}", file=sys.stderr)
-    return USAGE_ERROR
-

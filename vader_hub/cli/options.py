@@ -1,9 +1,14 @@
-"""The command line's one way to choose a network: ``--model NAME[.TAG]`` or ``--weights FILE``.
+"""The command line's vocabulary: one flag for one thing in every sub-command.
 
-Every sub-command and example that runs a network takes these two options and builds it with
-:func:`load_model`: a named model with its verified pretrained weights, a weights file of yours
-(architecture read from the file), or, with neither, the best model that has weights
-(:func:`vader_hub.models.default_model_name`), announced on stderr so the user knows which.
+- ``--model NAME[.TAG]`` names a network or an architecture, ``--weights FILE`` a weights file of
+  yours: every sub-command and example that runs a network takes these two and builds it with
+  :func:`load_model` (a named model with its verified pretrained weights, your file with the
+  architecture read from it, or, with neither, the best model that has weights, announced on stderr).
+  Commands that only need an architecture (``weights export``, ``convert import``) take ``--model`` too.
+- ``--out PATH`` is what a command writes: a file or a folder, as its help says, with a default
+  where one makes sense.
+- Former spellings (``--arch``, ``--architecture``, ``--out-dir``) still work, hidden from ``--help``,
+  and say on stderr which flag to use instead.
 """
 import argparse
 import sys
@@ -45,6 +50,49 @@ class ChosenModel:
         return f"{self.name} from {self.weights}" if self.weights is not None else self.name
 
 
+class _FormerSpelling(argparse.Action):
+    """Store the value like the current flag does, and say which flag that is."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: note: {option_string} is now spelled {self.const}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_former_spelling(parser: argparse.ArgumentParser, former: str, current: str, dest: str, **kwargs) -> None:
+    """Accept ``former`` as a hidden alias of the flag ``current`` (stored in ``dest``), with a note on stderr."""
+    parser.add_argument(former, dest=dest, action=_FormerSpelling, const=current, help=argparse.SUPPRESS, **kwargs)
+
+
+def add_architecture_argument(parser: argparse.ArgumentParser, required: bool = False, help: str = "") -> None:
+    """Add ``--model NAME`` for a command that needs an architecture, not weights (and its former spellings).
+
+    A ``required`` architecture is checked by :func:`required_architecture`, not by argparse, so that
+    a former spelling counts too.
+    """
+    text = help or "a VADeR architecture, e.g. vader_r18_fpn (`vader-hub info` lists them)"
+    parser.add_argument("--model", metavar="NAME", help=f"{text} (required)" if required else text)
+    for former in ("--arch", "--architecture"):
+        add_former_spelling(parser, former, "--model", dest="model")
+
+
+def required_architecture(args: argparse.Namespace) -> str:
+    """``args.model``, or a usage error naming the flag.
+
+    Raises:
+        ValueError: If ``--model`` was not given.
+    """
+    if args.model is None:
+        raise ValueError("name the architecture: --model NAME (e.g. vader_r18_fpn; `vader-hub info` lists them)")
+    return args.model
+
+
+def add_output_argument(parser: argparse.ArgumentParser, help: str, default: Optional[Path] = None,
+                        metavar: str = "PATH") -> None:
+    """Add ``--out PATH``, the command's output; required when there is no ``default``."""
+    parser.add_argument("--out", type=Path, default=default, required=default is None, metavar=metavar,
+                        help=f"{help} (default: {default})" if default is not None else help)
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the mutually exclusive ``--model NAME[.TAG]`` and ``--weights FILE`` options to ``parser``."""
     group = parser.add_mutually_exclusive_group()
@@ -53,6 +101,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        "that has weights; `vader-hub weights list` shows them)")
     group.add_argument("--weights", type=Path, metavar="FILE",
                        help="a vader-hub .safetensors weights file (its architecture is read from the file)")
+    add_former_spelling(parser, "--arch", "--model", dest="model")
 
 
 def load_model(args: argparse.Namespace, device: Union[None, str, torch.device] = None,
@@ -74,7 +123,7 @@ def load_model(args: argparse.Namespace, device: Union[None, str, torch.device] 
     """
     try:
         if args.weights is not None:
-            return _from_file(Path(args.weights), device)
+            return _from_file(Path(args.weights), device, args.model)
         name = args.model or default_model_name()
         if args.model is None and announce:
             print(f"using {name}: the default, the best model that has weights (choose another with --model "
@@ -97,7 +146,10 @@ def architecture_name(args: argparse.Namespace) -> str:
     return (args.model or default_model_name()).split(".", 1)[0]
 
 
-def _from_file(path: Path, device: Union[None, str, torch.device]) -> ChosenModel:
+def _from_file(path: Path, device: Union[None, str, torch.device], model: Optional[str]) -> ChosenModel:
     architecture = recorded_architecture(path)
+    if model is not None and model != architecture:
+        raise ValueError(f"{path} holds weights for {architecture}, not --model {model}; pass one of --model "
+                         "NAME[.TAG] and --weights FILE (the file records its architecture)")
     model = timm.create_model(architecture, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
     return ChosenModel(model.eval().to(parse_device(device) or torch.device("cpu")), architecture, path)

@@ -1,23 +1,27 @@
 """`vader-hub train` and `python -m vader_hub.train`: the same parser, one flag per config field.
 
-    python -m vader_hub.train --preset smoke --data photos/ --out-dir runs/smoke
+    python -m vader_hub.train --preset smoke --data photos/ --out runs/smoke
     python -m vader_hub.train --data photos/ --model vader_r18_fpn --image-size 128 --batch-size 32 --steps 2000
     python -m vader_hub.train --resume runs/smoke                   # continue exactly where it stopped
     torchrun --nproc_per_node 2 -m vader_hub.train --preset smoke --data photos/
 
 Every `TrainConfig` field is a flag (`batch_size` -> `--batch-size`; booleans also take `--no-...`;
-`none` clears an optional field). Flags override the preset (default `paper`) or, with `--resume`,
+`none` clears an optional field), except that the run folder `out_dir` is `--out`, as every
+command spells its output. Flags override the preset (default `paper`) or, with `--resume`,
 the checkpoint's own config.
 """
 
 import argparse
 import dataclasses
-import os
 import sys
 import typing
 
 from ..train.checkpoint import load_checkpoint
 from ..train.config import PRESETS, TrainConfig, apply_overrides, config_from_dict, field_types, preset
+from ..train.distributed import is_main_process
+from ..train.loop import NonFiniteLossError, train
+from .options import add_former_spelling
+from .status import DONE, DONE_IN_PART, reporting_errors_of
 
 
 def _flag(name: str) -> str:
@@ -35,13 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for field in dataclasses.fields(TrainConfig):
         annotation = field_types()[field.name]
         default = getattr(defaults, field.name)
-        flags = [_flag(field.name)] + (["--out"] if field.name == "out_dir" else [])
+        flags = ["--out"] if field.name == "out_dir" else [_flag(field.name)]
         if bool in typing.get_args(annotation) or annotation is bool:
             parser.add_argument(*flags, dest=field.name, action=argparse.BooleanOptionalAction,
                                 default=argparse.SUPPRESS, help=f"paper default: {default}")
         else:
             parser.add_argument(*flags, dest=field.name, metavar=field.name.upper(), default=argparse.SUPPRESS,
                                 help=f"paper default: {default}")
+    add_former_spelling(parser, "--out-dir", "--out", dest="out_dir", default=argparse.SUPPRESS)
 
 
 def register(subparsers) -> None:
@@ -64,24 +69,20 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return apply_overrides(base, overrides)
 
 
+@reporting_errors_of("vader-hub train")
 def run(args: argparse.Namespace) -> int:
-    """Run training for parsed arguments; returns the exit code (0 done, 1 stopped on a bad loss, 2 bad input)."""
-    from ..train.loop import NonFiniteLossError, train
-
+    """Run training for parsed arguments; returns the exit status (1: stopped on a non-finite loss)."""
+    config = config_from_args(args)
     try:
-        config = config_from_args(args)
         result = train(config, resume=args.resume, show_progress=not args.no_progress)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"vader-hub train: error: {error}", file=sys.stderr)
-        return 2
     except NonFiniteLossError as error:
         print(f"vader-hub train: stopped: {error}", file=sys.stderr)
-        return 1
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary
+        return DONE_IN_PART
+    if is_main_process():  # under torchrun, one summary
         if result.export is not None:
             print(f"exported {result.export.weights} (sha256 {result.export.sha256})")
         print(f"done: {result.steps} steps in {result.wall_time_s:.0f} s; checkpoint {result.checkpoint}")
-    return 0
+    return DONE
 
 
 def main(argv: list[str] | None = None) -> int:

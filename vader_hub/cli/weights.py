@@ -8,35 +8,24 @@
     vader-hub weights publish export/ --repo-id my-org/vader-r18-fpn [--manifest my_manifest.json] [--dry-run]
 """
 import argparse
-import functools
 import json
-import sys
 from pathlib import Path
-from typing import Callable, List
+from typing import List
 
+from ..models import widths_of
 from ..weights.cache import cached_path, list_cached_files, lock_path, partial_path, remove_cached
-from ..weights.checkpoint import read_export_input
-from ..weights.errors import ChecksumMismatchError, WeightsError
+from ..weights.errors import ChecksumMismatchError
 from ..weights.export import DEFAULT_LICENSE, export_weights
 from ..weights.hf import evict
 from ..weights.manifest import Manifest, WeightsEntry, read_manifests, write_entry
 from ..weights.publish import prepare_publish, publish
 from ..weights.resolve import ResolveOptions, cached_copies, resolve_entry
 from ..weights.verify import read_verified
+from .inputs import read_weights_input
+from .options import add_architecture_argument, add_output_argument
+from .status import DONE, DONE_IN_PART, reporting_errors_of
 
-Handler = Callable[[argparse.Namespace], int]
-
-
-def _reporting_errors(run: Handler) -> Handler:
-    """Print an expected failure as one readable message and exit 1, without a traceback."""
-    @functools.wraps(run)
-    def wrapped(args: argparse.Namespace) -> int:
-        try:
-            return run(args)
-        except (WeightsError, OSError, ValueError, TypeError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-    return wrapped
+reporting_errors = reporting_errors_of("vader-hub weights")
 
 
 def _entries(manifest: Manifest, names: List[str]) -> List[WeightsEntry]:
@@ -59,7 +48,7 @@ def _human(size: int) -> str:
     return f"{size} B"
 
 
-@_reporting_errors
+@reporting_errors
 def run_list(args: argparse.Namespace) -> int:
     manifest = read_manifests()
     options = ResolveOptions.from_env()
@@ -76,10 +65,10 @@ def run_list(args: argparse.Namespace) -> int:
         for row in rows:
             print(f"{row['name']:40} {_human(row['size']):>10}  {row['license']:16} "
                   f"{row['cached'][0] if row['cached'] else '-'}")
-    return 0
+    return DONE
 
 
-@_reporting_errors
+@reporting_errors
 def run_download(args: argparse.Namespace) -> int:
     manifest = read_manifests()
     if not args.names and not args.all:
@@ -87,10 +76,10 @@ def run_download(args: argparse.Namespace) -> int:
     for entry in _entries(manifest, [] if args.all else args.names):
         weights = resolve_entry(entry)
         print(f"{entry.name}: {weights.path} (sha256 verified)")
-    return 0
+    return DONE
 
 
-@_reporting_errors
+@reporting_errors
 def run_verify(args: argparse.Namespace) -> int:
     corrupt = 0
     for entry in _entries(read_manifests(), args.names):
@@ -104,7 +93,7 @@ def run_verify(args: argparse.Namespace) -> int:
             except ChecksumMismatchError as error:
                 corrupt += 1
                 print(f"{entry.name}: CORRUPT {error} (the next load removes and fetches it again)")
-    return 1 if corrupt else 0
+    return DONE_IN_PART if corrupt else DONE
 
 
 def _clean_targets(args: argparse.Namespace, options: ResolveOptions) -> List[Path]:
@@ -114,13 +103,13 @@ def _clean_targets(args: argparse.Namespace, options: ResolveOptions) -> List[Pa
                                             partial_path(cached_path(e, options.cache_dir)),
                                             lock_path(e, options.cache_dir)) if p.is_file()]
         return own + [p for e in entries for p in cached_copies(e, options) if p not in own]
-    own = [f.path for f in list_cached_files(options.cache_dir)]
+    own = list_cached_files(options.cache_dir)
     locks = sorted((options.cache_dir / "locks").glob("*.lock"))
     hub = [p for e in read_manifests().entries for p in cached_copies(e, options) if p not in own]
     return own + locks + hub
 
 
-@_reporting_errors
+@reporting_errors
 def run_clean(args: argparse.Namespace) -> int:
     options = ResolveOptions.from_env()
     freed = 0
@@ -134,7 +123,7 @@ def run_clean(args: argparse.Namespace) -> int:
         freed += size
         print(f"{'would remove' if args.dry_run else 'removed'} {path}")
     print(f"{'would free' if args.dry_run else 'freed'} {_human(freed)}")
-    return 0
+    return DONE
 
 
 def _json_file(path: Path, what: str) -> dict:
@@ -146,39 +135,40 @@ def _json_file(path: Path, what: str) -> dict:
     return data
 
 
-@_reporting_errors
+@reporting_errors
 def run_export(args: argparse.Namespace) -> int:
-    source = read_export_input(args.input)
-    architecture = args.architecture or source.architecture
+    source = read_weights_input(args.input)
+    architecture = args.model or source.architecture
     if not architecture:
-        raise ValueError(f"{args.input} does not record its architecture; pass --architecture (e.g. vader_r18_fpn)")
-    if args.architecture and source.architecture and args.architecture != source.architecture:
-        raise ValueError(f"{args.input} is for {source.architecture}, not --architecture {args.architecture}")
+        raise ValueError(f"{args.input} does not record its architecture; pass --model (e.g. vader_r18_fpn)")
+    if args.model and source.architecture and args.model != source.architecture:
+        raise ValueError(f"{args.input} is for {source.architecture}, not --model {args.model}")
     provenance = {**source.provenance, **_json_file(args.provenance, "provenance")}
     result = export_weights(source.state_dict, architecture, args.out, tag=args.tag, provenance=provenance,
-                            license=args.license, metrics=_json_file(args.metrics, "metrics"), half=args.half)
+                            license=args.license, metrics=_json_file(args.metrics, "metrics"), half=args.half,
+                            **widths_of(source.state_dict))
     if args.manifest:
         write_entry(args.manifest, result.entry)
         print(f"added {result.entry.name} to {args.manifest}")
     print(f"exported {result.entry.name} to {args.out}: {result.weights.name} ({result.size} bytes, sha256 "
           f"{result.sha256}), config.json, README.md, manifest_entry.json")
-    return 0
+    return DONE
 
 
-@_reporting_errors
+@reporting_errors
 def run_publish(args: argparse.Namespace) -> int:
     plan = prepare_publish(args.export_dir, args.repo_id)
     if args.dry_run:
         for path in plan.files:
             print(f"would upload {path} ({path.stat().st_size} bytes) to {args.repo_id}")
         print(f"{plan.entry.name}: sha256 {plan.entry.sha256} verified; nothing uploaded (--dry-run)")
-        return 0
+        return DONE
     result = publish(args.export_dir, args.repo_id, manifest=args.manifest, endpoint=args.endpoint,
                      private=args.private)
     where = f" and {args.manifest}" if args.manifest else ""
     print(f"published {result.entry.name} to {args.repo_id} at commit {result.commit}; pinned in "
           f"{plan.export_dir / 'manifest_entry.json'}{where}")
-    return 0
+    return DONE
 
 
 def _add_commands(commands: argparse._SubParsersAction) -> None:
@@ -201,8 +191,8 @@ def _add_commands(commands: argparse._SubParsersAction) -> None:
 def _add_export_publish(commands: argparse._SubParsersAction) -> None:
     export = commands.add_parser("export", help="a state dict or trainer checkpoint -> safetensors, config, card")
     export.add_argument("input", type=Path, help=".safetensors, .pt state dict, or trainer checkpoint")
-    export.add_argument("--out", type=Path, required=True, help="the folder to write")
-    export.add_argument("--architecture", help="e.g. vader_r18_fpn (read from a trainer checkpoint)")
+    add_output_argument(export, "the folder to write", metavar="DIR")
+    add_architecture_argument(export, help="the architecture, e.g. vader_r18_fpn (default: what the file records)")
     export.add_argument("--tag", default="", help="the pretrained tag: architecture.tag in timm")
     export.add_argument("--license", default=DEFAULT_LICENSE, help="the weights' licence (mind the data's terms)")
     export.add_argument("--provenance", type=Path, help="a JSON file with config, data, steps, code_version")

@@ -6,8 +6,8 @@ detectron2; whole networks out to ONNX and ``torch.export``. See docs/interop.md
     torchvision_state = export_trunk(model.state_dict(), to="torchvision")   # strict into resnet50, fc=Identity
 """
 from .deploy import DeploymentCheck, check_onnx, export_onnx, export_program, save_program
-from .export import EXPORT_TARGETS, detectron2_name, export_decoder, export_trunk, save_decoder, save_export
 from .files import Checkpoint, read_checkpoint
+from .frameworks import EXPORT_TARGETS, detectron2_name, export_decoder, export_trunk, save_decoder, save_export
 from .layouts import LAYOUTS, Layout, find_layout
 from .structure import ResNetStructure, resnet_structure
 from .trunk import TrunkImport, import_trunk, load_trunk, load_trunk_into, save_trunk, trunk_shapes

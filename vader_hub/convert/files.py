@@ -18,12 +18,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..fileio import write_through_temporary
+from ..weights.verify import starts_like_safetensors
 
 PathLike = Union[str, os.PathLike]
 
 # Classes some training scripts pickle beside their tensors; they hold plain values only.
 SAFE_PICKLE_CLASSES = (argparse.Namespace,)
-SAFETENSORS_HEADER_LIMIT = 100 * 1024 * 1024
 UNPICKLER_MARKER = "WeightsUnpickler error:"
 
 
@@ -47,11 +47,7 @@ class Checkpoint:
 def _is_safetensors(path: Path) -> bool:
     """True if the file starts with a safetensors header (an 8-byte length, then a JSON object)."""
     with path.open("rb") as handle:
-        head = handle.read(9)
-    if len(head) < 9:
-        return False
-    header_length = int.from_bytes(head[:8], "little")
-    return 0 < header_length < SAFETENSORS_HEADER_LIMIT and head[8:9] == b"{"
+        return starts_like_safetensors(handle.read(9))
 
 
 def _read_safetensors(path: Path) -> Checkpoint:

@@ -18,8 +18,9 @@
   detectron2's ``FPN``) is exported separately with :func:`export_decoder`.
 """
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping
+from typing import Any, Callable, Dict, Mapping
 
 import torch
 
@@ -27,7 +28,6 @@ from .files import PathLike, write_pickle, write_safetensors, write_torch
 from .structure import resnet_structure
 from .trunk import BATCH_COUNTER, TRUNK_PREFIX
 
-EXPORT_TARGETS = ("torchvision", "timm", "detectron2")
 DECODER_PREFIX = "decoder."
 DECODER_FORMAT = "vader-hub-decoder/1"
 DETECTRON2_AUTHOR = "vader-hub"
@@ -77,6 +77,43 @@ def _detectron2_checkpoint(trunk: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
     return {"model": model, "__author__": DETECTRON2_AUTHOR, "matching_heuristics": True}
 
 
+def _save_state_dict(name: str) -> Callable[[Mapping[str, Any], Path, bool], Path]:
+    """torchvision's and timm's file: ``torch.save`` of the state dict, or safetensors by the suffix."""
+    def save(exported: Mapping[str, Any], path: Path, overwrite: bool) -> Path:
+        if path.suffix == ".safetensors":
+            return write_safetensors(exported, path, {"format": f"{name}-resnet"}, overwrite=overwrite)
+        return write_torch(dict(exported), path, overwrite=overwrite)
+    return save
+
+
+def _save_detectron2(exported: Mapping[str, Any], path: Path, overwrite: bool) -> Path:
+    if path.suffix != ".pkl":
+        raise ValueError(f"detectron2 reads converted weights from a .pkl file; got {path.name!r}")
+    return write_pickle(dict(exported), path, overwrite=overwrite)
+
+
+@dataclass(frozen=True)
+class Framework:
+    """Another framework's ResNet: how a trunk is renamed for it, and the file it reads."""
+
+    convert: Callable[[Dict[str, torch.Tensor]], Dict[str, Any]]
+    save: Callable[[Mapping[str, Any], Path, bool], Path]
+
+
+FRAMEWORKS: Dict[str, Framework] = {
+    "torchvision": Framework(dict, _save_state_dict("torchvision")),
+    "timm": Framework(dict, _save_state_dict("timm")),
+    "detectron2": Framework(_detectron2_checkpoint, _save_detectron2),
+}
+EXPORT_TARGETS = tuple(FRAMEWORKS)
+
+
+def _framework(name: str) -> Framework:
+    if name not in FRAMEWORKS:
+        raise ValueError(f"unknown export target {name!r}; choose one of {EXPORT_TARGETS}")
+    return FRAMEWORKS[name]
+
+
 def export_trunk(state_dict: Mapping[str, Any], to: str) -> Dict[str, Any]:
     """Export the ``trunk.*`` tensors of a vader-hub state dict to another framework's layout.
 
@@ -92,13 +129,10 @@ def export_trunk(state_dict: Mapping[str, Any], to: str) -> Dict[str, Any]:
     Raises:
         ValueError: If ``to`` is unknown, or there are no ``trunk.*`` tensors, or they are not a ResNet.
     """
-    if to not in EXPORT_TARGETS:
-        raise ValueError(f"unknown export target {to!r}; choose one of {EXPORT_TARGETS}")
+    framework = _framework(to)
     trunk = _strip_prefix(state_dict, TRUNK_PREFIX, "trunk")
     resnet_structure(trunk)
-    if to == "detectron2":
-        return _detectron2_checkpoint(trunk)
-    return trunk
+    return framework.convert(trunk)
 
 
 def export_decoder(state_dict: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
@@ -137,16 +171,7 @@ def save_export(exported: Mapping[str, Any], to: str, path: PathLike, overwrite:
         FileNotFoundError: If the output folder does not exist.
         FileExistsError: If ``path`` exists and ``overwrite`` is False.
     """
-    path = Path(path)
-    if to not in EXPORT_TARGETS:
-        raise ValueError(f"unknown export target {to!r}; choose one of {EXPORT_TARGETS}")
-    if to == "detectron2":
-        if path.suffix != ".pkl":
-            raise ValueError(f"detectron2 reads converted weights from a .pkl file; got {path.name!r}")
-        return write_pickle(dict(exported), path, overwrite=overwrite)
-    if path.suffix == ".safetensors":
-        return write_safetensors(exported, path, {"format": f"{to}-resnet"}, overwrite=overwrite)
-    return write_torch(dict(exported), path, overwrite=overwrite)
+    return _framework(to).save(exported, Path(path), overwrite)
 
 
 def save_decoder(

@@ -18,6 +18,7 @@ import timm
 import torch
 from torch import nn
 
+from ..weights.names import check_architecture, vader_architectures
 from .files import PathLike, read_checkpoint, write_safetensors
 from .layouts import Layout, find_layout
 from .structure import ResNetStructure, resnet_structure
@@ -94,15 +95,12 @@ def trunk_shapes(architecture: str) -> Dict[str, torch.Size]:
     Raises:
         ValueError: If ``architecture`` is not a registered ``vader_*`` model.
     """
-    known = timm.list_models("vader_*")
-    if architecture not in known:
-        raise ValueError(f"unknown architecture {architecture!r}; choose one of {known}")
-    return dict(_trunk_shapes(architecture))
+    return dict(_trunk_shapes(check_architecture(architecture)))
 
 
 def _architecture_with(structure: ResNetStructure) -> Optional[str]:
     """The vader-hub architecture whose trunk has this structure, if any."""
-    for architecture in timm.list_models("vader_*"):
+    for architecture in vader_architectures():
         if resnet_structure(trunk_shapes(architecture)) == structure:
             return architecture
     return None
@@ -114,8 +112,8 @@ def _check_depth(found: Mapping[str, Any], expected: Mapping[str, Any], architec
     expected_structure = resnet_structure(expected)
     if found_structure != expected_structure:
         fitting = _architecture_with(found_structure)
-        models = timm.list_models("vader_*")
-        advice = f"use --arch {fitting}" if fitting else f"no vader-hub model has this trunk ({models})"
+        models = vader_architectures()
+        advice = f"use --model {fitting}" if fitting else f"no vader-hub model has this trunk ({models})"
         raise ValueError(
             f"{source} holds a {found_structure.describe()} trunk, but {architecture} has a "
             f"{expected_structure.describe()} trunk: {advice}"

@@ -17,11 +17,13 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import timm
 import torch
 import torch.nn.functional as F
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
+from ..checks import check_positive_int
 from ..models import MIN_INPUT_SIZE, default_model_name
 from ..models.cells import STRIDE, output_size, upsample_to_pixels
+from ..models.preprocess import normalize_images
+from ..weights.names import check_model_name
 from .inputs import MAX_PIXELS, ImageInput, load_images, resize, target_size
 
 ModelInput = Union[None, str, nn.Module]
@@ -79,8 +81,8 @@ def extract_dense_features(
         FileNotFoundError: For a missing image file, or (``vader_hub.weights``) pretrained weights that
             cannot be found offline.
     """
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("max_pixels", max_pixels)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("max_pixels", max_pixels)
     loaded = load_images(img)  # every image is decoded up front: pass long lists of big files in chunks
     images = [resize(image, target_size(*image.shape[-2:], size, short_side)) for image in loaded.images]
     _check_pixel_limit(images, max_pixels)
@@ -146,16 +148,7 @@ def parse_device(device: Union[None, str, torch.device]) -> Optional[torch.devic
 @functools.lru_cache(maxsize=2)
 def _named_model(name: str, device: str) -> nn.Module:
     """Build a pretrained VADeR model once per (name, device); later calls reuse it."""
-    architecture = name.split(".", 1)[0]
-    known = timm.list_models("vader_*")
-    if architecture not in known:
-        raise ValueError(
-            f"unknown model {name!r}; the VADeR models are {known} (optionally with '.<tag>'); "
-            "for anything else, build the model yourself and pass the module"
-        )
-    if "." in name and name not in timm.list_pretrained(f"{architecture}.*"):
-        published = timm.list_pretrained(f"{architecture}.*") or "none"
-        raise ValueError(f"unknown pretrained tag in {name!r}; published weights for {architecture}: {published}")
+    check_model_name(name)
     return timm.create_model(name, pretrained=True).eval().to(device)
 
 
@@ -185,10 +178,7 @@ def _forward(network: nn.Module, images: List[torch.Tensor], device: torch.devic
     """Normalise, pad to the network's minimum and run one batch of same-size images; raw (n, C, h, w)."""
     height, width = images[0].shape[-2:]
     config = getattr(network, "pretrained_cfg", None) or {}
-    mean = torch.tensor(config.get("mean", IMAGENET_DEFAULT_MEAN), device=device).view(1, 3, 1, 1)
-    std = torch.tensor(config.get("std", IMAGENET_DEFAULT_STD), device=device).view(1, 3, 1, 1)
-    batch = torch.stack(images).to(device, non_blocking=True)  # (n, 3, H, W), our own copy
-    batch.sub_(mean).div_(std)
+    batch = normalize_images(torch.stack(images).to(device, non_blocking=True), config)  # (n, 3, H, W)
     minimum = config.get("min_input_size", (3, MIN_INPUT_SIZE, MIN_INPUT_SIZE))[-1]
     pad_bottom, pad_right = max(minimum - height, 0), max(minimum - width, 0)
     if pad_bottom or pad_right:
@@ -245,7 +235,3 @@ def _check_pixel_limit(images: List[torch.Tensor], max_pixels: int) -> None:
                 "have the memory (vader_r50_fpn on CPU needs about 0.4 GB per megapixel)"
             )
 
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")

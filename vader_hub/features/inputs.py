@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..checks import check_positive_int
+
 ImageInput = Union[Image.Image, str, os.PathLike, np.ndarray, torch.Tensor]
 
 FLOAT_SLACK = 0.05
@@ -261,21 +263,16 @@ def target_size(
     if size is not None:
         if isinstance(size, (int, np.integer)) or len(size) != 2:
             raise TypeError(f"size must be a (height, width) pair, got {size!r}; for one side use short_side")
-        _check_positive_int("size", size[0])
-        _check_positive_int("size", size[1])
+        check_positive_int("size", size[0])
+        check_positive_int("size", size[1])
         return int(size[0]), int(size[1])
     if short_side is not None:
-        _check_positive_int("short_side", short_side)
+        check_positive_int("short_side", short_side)
         scale = short_side / min(height, width)
         if height <= width:
             return int(short_side), max(1, round(width * scale))
         return max(1, round(height * scale)), int(short_side)
     return height, width
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must hold positive integers, got {value!r}")
 
 
 def resize(image: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:

@@ -15,14 +15,8 @@ Exactly, for trunk stages C2..C5 (strides 4, 8, 16, 32; channels ``in_channels``
 Every upsampling is :func:`~vader_hub.models.cells.upsample_aligned`, which keeps the cell convention
 (a stride-s cell k is centred on pixel s*k) for inputs of any size, not only multiples of 32.
 
-Size at 224x224 (parameters, and forward FLOPs counted by ``torch.utils.flop_counter`` with a
-multiply-accumulate as 2 FLOPs; ``python benchmarks/model_cost.py`` prints this table):
-
-| network | trunk params | decoder params | total params | GFLOPs at 224 (GMACs) |
-|---|---|---|---|---|
-| vader_r18_fpn | 11.18 M | 1.89 M | 13.06 M | 6.90 (3.45) |
-| vader_r50_fpn | 23.51 M | 2.62 M | 26.13 M | 12.02 (6.01) |
-| vader_r101_fpn | 42.50 M | 2.62 M | 45.12 M | 19.45 (9.72) |
+Sizes (parameters, and forward FLOPs at 224x224) are in the README's model table, printed by
+``python benchmarks/model_cost.py`` and checked against the networks by ``tests/test_readme.py``.
 """
 from typing import Optional, Sequence
 

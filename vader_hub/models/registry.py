@@ -10,8 +10,10 @@ hands it to :func:`vader_hub.weights.load_pretrained`, which resolves the file (
 checks its sha256 on the very bytes it deserialises, and loads it strictly. ``checkpoint_path=`` is
 timm's own, unverified path and bypasses all of this.
 """
-from typing import Any, Dict, List
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type, Union
 
+import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._builder import pretrained_cfg_for_features
@@ -23,10 +25,28 @@ from ..weights.errors import WeightsNotFoundError
 from ..weights.manifest import WeightsEntry, read_manifests
 from .vader import MIN_INPUT_SIZE, VaderFPN
 
-TRUNKS: Dict[str, dict] = {
-    "vader_r18_fpn": dict(block=BasicBlock, layers=(2, 2, 2, 2)),
-    "vader_r50_fpn": dict(block=Bottleneck, layers=(3, 4, 6, 3)),
-    "vader_r101_fpn": dict(block=Bottleneck, layers=(3, 4, 23, 3)),
+
+@dataclass(frozen=True)
+class Trunk:
+    """One registered backbone: a timm ResNet trunk under the FPN decoder.
+
+    Attributes:
+        block: The ResNet block type.
+        layers: Blocks per stage.
+        summary: How the model's docstring describes it (``torch.hub.help`` and ``help()`` show it).
+    """
+
+    block: Type[Union[BasicBlock, Bottleneck]]
+    layers: Tuple[int, int, int, int]
+    summary: str
+
+
+# The one table of backbones: an entry here is a timm model, a torch.hub entry point and a row of
+# `vader-hub info`; its weights, if any, are manifest entries.
+TRUNKS: Dict[str, Trunk] = {
+    "vader_r18_fpn": Trunk(BasicBlock, (2, 2, 2, 2), "a ResNet-18 trunk (small: tests, CPU)"),
+    "vader_r50_fpn": Trunk(Bottleneck, (3, 4, 6, 3), "a ResNet-50 trunk, the paper's network"),
+    "vader_r101_fpn": Trunk(Bottleneck, (3, 4, 23, 3), "a ResNet-101 trunk"),
 }
 # The order in which a default is chosen among architectures that have weights: the paper's network
 # first, then the larger and the smaller trunk.
@@ -104,6 +124,22 @@ def default_model_name() -> str:
     return names[0]
 
 
+def widths_of(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, Optional[int]]:
+    """The widths a VADeR state dict implies, for a timm ``config.json``.
+
+    Args:
+        state_dict: A VADeR network's tensors.
+
+    Returns:
+        ``{"num_classes": ..., "num_features": ...}``: the per-pixel head's classes (0 without
+        ``head.weight``) and the embedding width (None without ``decoder.proj.weight``).
+    """
+    head = state_dict.get("head.weight")
+    projection = state_dict.get("decoder.proj.weight")
+    return {"num_classes": int(head.shape[0]) if head is not None else 0,
+            "num_features": int(projection.shape[0]) if projection is not None else None}
+
+
 def _create_vader(variant: str, pretrained: bool = False, **kwargs: Any) -> VaderFPN:
     """Build a VADeR network; load verified weights if ``pretrained``; wrap it if ``features_only``.
 
@@ -128,7 +164,8 @@ def _create_vader(variant: str, pretrained: bool = False, **kwargs: Any) -> Vade
             f"feature_cls={feature_cls!r} is not supported: timm's hook and list wrappers cannot tap a nested "
             "trunk or a top-down FPN; use the default feature_cls='getter'"
         )
-    model = build_model_with_cfg(VaderFPN, variant, pretrained=False, **dict(TRUNKS[variant], **kwargs))
+    trunk = TRUNKS[variant]
+    model = build_model_with_cfg(VaderFPN, variant, pretrained=False, block=trunk.block, layers=trunk.layers, **kwargs)
     if pretrained:
         load_pretrained(model, model.pretrained_cfg)
     if not features_only:
@@ -139,28 +176,15 @@ def _create_vader(variant: str, pretrained: bool = False, **kwargs: Any) -> Vade
     return features
 
 
-@register_model
-def vader_r18_fpn(pretrained: bool = False, **kwargs: Any) -> VaderFPN:
-    """VADeR with a ResNet-18 trunk and an FPN decoder: 128-d features at stride 4 (small: tests, CPU).
+def _registered(architecture: str) -> Callable[..., VaderFPN]:
+    """Register ``architecture`` with timm under its own name; returns its create function."""
+    def create(pretrained: bool = False, **kwargs: Any) -> VaderFPN:
+        return _create_vader(architecture, pretrained, **kwargs)
 
-    Arguments, result and errors: :func:`_create_vader`.
-    """
-    return _create_vader("vader_r18_fpn", pretrained, **kwargs)
-
-
-@register_model
-def vader_r50_fpn(pretrained: bool = False, **kwargs: Any) -> VaderFPN:
-    """VADeR with a ResNet-50 trunk and an FPN decoder, the paper's network: 128-d features at stride 4.
-
-    Arguments, result and errors: :func:`_create_vader`.
-    """
-    return _create_vader("vader_r50_fpn", pretrained, **kwargs)
+    create.__name__ = create.__qualname__ = architecture
+    create.__doc__ = (f"VADeR with {TRUNKS[architecture].summary} and an FPN decoder: 128-d features at stride 4.\n\n"
+                      "Arguments, result and errors: :func:`vader_hub.models.registry._create_vader`.")
+    return register_model(create)
 
 
-@register_model
-def vader_r101_fpn(pretrained: bool = False, **kwargs: Any) -> VaderFPN:
-    """VADeR with a ResNet-101 trunk and an FPN decoder: 128-d features at stride 4.
-
-    Arguments, result and errors: :func:`_create_vader`.
-    """
-    return _create_vader("vader_r101_fpn", pretrained, **kwargs)
+CREATE_FUNCTIONS = {architecture: _registered(architecture) for architecture in TRUNKS}

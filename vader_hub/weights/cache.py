@@ -11,7 +11,6 @@ Files are addressed by their sha256, so two manifests naming one file share it a
 file can never take its place. Hugging Face sources live in huggingface_hub's own cache.
 """
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
@@ -52,27 +51,12 @@ def lock_path(entry: WeightsEntry, root: Optional[Path] = None) -> Path:
     return (root or cache_dir()) / "locks" / f"{entry.sha256}.lock"
 
 
-@dataclass(frozen=True)
-class CachedFile:
-    """A file found under the cache's ``weights/`` folder."""
-
-    path: Path
-    sha256: str
-    size: int
-    partial: bool
-
-
-def list_cached_files(root: Optional[Path] = None) -> List[CachedFile]:
+def list_cached_files(root: Optional[Path] = None) -> List[Path]:
     """Every file under ``weights/`` in the cache, finished or partial, sorted by path."""
     base = (root or cache_dir()) / "weights"
     if not base.is_dir():
         return []
-    found = []
-    for path in sorted(base.glob("*/*")):
-        if path.is_file():
-            found.append(CachedFile(path, path.parent.name, path.stat().st_size,
-                                    path.name.endswith(PARTIAL_SUFFIX)))
-    return found
+    return [path for path in sorted(base.glob("*/*")) if path.is_file()]
 
 
 def remove_cached(path: Path) -> int:

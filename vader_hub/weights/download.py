@@ -24,7 +24,8 @@ import requests
 import urllib3
 from tqdm.auto import tqdm
 
-from ..fileio import HASH_CHUNK_BYTES
+from ..checks import env_flag
+from ..fileio import sha256_of_file
 from .cache import PARTIAL_SUFFIX, partial_path
 from .errors import ChecksumMismatchError, DownloadError, SizeLimitError
 
@@ -59,7 +60,7 @@ class DownloadPolicy:
             deadline=number("VADER_HUB_DOWNLOAD_DEADLINE", cls.deadline),
             retries=int(number("VADER_HUB_RETRIES", cls.retries)),
             backoff=number("VADER_HUB_RETRY_BACKOFF", cls.backoff),
-            allow_http=os.environ.get("VADER_HUB_ALLOW_HTTP", "").lower() in ("1", "true", "yes", "on"),
+            allow_http=env_flag("VADER_HUB_ALLOW_HTTP"),
         )
 
 
@@ -92,15 +93,6 @@ def check_url_allowed(url: str, allow_http: bool) -> None:
         f"refusing {url}: only https URLs are downloaded (plain http only from loopback); set "
         "VADER_HUB_ALLOW_HTTP=1 to allow plain http, whose bytes are still checked against the sha256"
     )
-
-
-def _digest_of(part: Path) -> "hashlib._Hash":
-    """A sha256 object fed with the bytes already in ``part``, to be continued with new bytes."""
-    digest = hashlib.sha256()
-    with open(part, "rb") as handle:
-        for chunk in iter(lambda: handle.read(HASH_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest
 
 
 def _start_offset(response: requests.Response, part: Path, offset: int, url: str) -> int:
@@ -143,7 +135,7 @@ class _Deadline:
 def _stream_into(response: requests.Response, part: Path, offset: int, size: int, url: str,
                  deadline: _Deadline, progress: Optional[bool]) -> str:
     """Append the response body to ``part`` (from ``offset``); returns the sha256 of the whole part."""
-    digest = _digest_of(part) if offset else hashlib.sha256()
+    digest = sha256_of_file(part) if offset else hashlib.sha256()
     received = offset
     bar = tqdm(total=size, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
                desc=part.name[: -len(PARTIAL_SUFFIX)], disable=None if progress is None else not progress)

@@ -40,3 +40,7 @@ class NotAWeightsFileError(WeightsError, ValueError):
 
 class StateDictMismatchError(WeightsError, RuntimeError):
     """A state dict's keys or shapes do not match the model's (strict loading)."""
+
+
+class UnknownModelError(ArchitectureMismatchError):
+    """A name is not one of the VADeR models (or pretrained tags) this version of vader-hub registers."""

@@ -62,21 +62,15 @@ def _provenance(provenance: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     return data
 
 
-def timm_config(architecture: str, tensors: Mapping[str, torch.Tensor], tag: str, license: str,
-                pretrained_cfg: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+def timm_config(architecture: str, tag: str, license: str, pretrained_cfg: Optional[Mapping[str, Any]],
+                num_classes: int, num_features: Optional[int]) -> Dict[str, Any]:
     """timm's Hugging Face Hub ``config.json`` for these weights; sources are left out (not timm's)."""
-    head = tensors.get("head.weight")
-    projection = tensors.get("decoder.proj.weight")
     cfg = {key: value for key, value in dict(pretrained_cfg or {}).items()
            if key not in TIMM_SOURCE_KEYS and value is not None}
     cfg = json.loads(json.dumps(cfg, default=list))  # tuples become lists, as timm writes them
-    cfg.update(tag=tag, license=license, num_classes=int(head.shape[0]) if head is not None else 0)
-    return {
-        "architecture": architecture,
-        "num_classes": cfg["num_classes"],
-        "num_features": int(projection.shape[0]) if projection is not None else None,
-        "pretrained_cfg": cfg,
-    }
+    cfg.update(tag=tag, license=license, num_classes=num_classes)
+    return {"architecture": architecture, "num_classes": num_classes, "num_features": num_features,
+            "pretrained_cfg": cfg}
 
 
 def model_card(entry: WeightsEntry) -> str:
@@ -127,11 +121,12 @@ every time it is loaded.
 def export_weights(state_dict: Mapping[str, torch.Tensor], architecture: str, out_dir: Path, *, tag: str = "",
                    provenance: Optional[Mapping[str, Any]] = None, license: str = DEFAULT_LICENSE,
                    metrics: Optional[Mapping[str, Any]] = None, pretrained_cfg: Optional[Mapping[str, Any]] = None,
-                   sources: Optional[Sequence[Source]] = None, half: bool = False) -> ExportResult:
+                   sources: Optional[Sequence[Source]] = None, half: bool = False, num_classes: int = 0,
+                   num_features: Optional[int] = None) -> ExportResult:
     """Write a state dict as vader-hub weights: safetensors, timm config, model card, manifest entry.
 
     Args:
-        state_dict: parameter name -> tensor (the model's ``trunk.*``, ``decoder.*`` keys).
+        state_dict: parameter name -> tensor, as the network's ``state_dict()`` names them.
         architecture: the timm model name the weights are for, e.g. ``"vader_r18_fpn"``.
         out_dir: the folder to write into (created if needed; files in it are replaced).
         tag: the pretrained tag (``architecture.tag`` in timm); empty for an untagged file.
@@ -142,6 +137,8 @@ def export_weights(state_dict: Mapping[str, torch.Tensor], architecture: str, ou
         sources: the manifest entry's sources; default: the written file itself (a local file source).
         half: store floating-point tensors as float16 (half the size; loading casts them back to the
             model's dtype).
+        num_classes: classes of the network's per-pixel head (0: none), for ``config.json``.
+        num_features: the network's embedding width, for ``config.json``.
 
     Returns:
         An :class:`ExportResult` with the paths, the entry, and the file's sha256 and size.
@@ -170,7 +167,7 @@ def export_weights(state_dict: Mapping[str, torch.Tensor], architecture: str, ou
         raise TypeError(f"metrics must be JSON-serialisable: {error}") from error
     entry = parse_entry(raw_entry, f"export of {architecture}", out_dir.resolve())
     atomic_write(weights, data)
-    config = timm_config(architecture, tensors, tag, license, pretrained_cfg)
+    config = timm_config(architecture, tag, license, pretrained_cfg, num_classes, num_features)
     atomic_write(out_dir / "config.json", json.dumps(config, indent=2) + "\n")
     atomic_write(out_dir / "README.md", model_card(entry))
     atomic_write(out_dir / "manifest_entry.json", json.dumps(entry.to_dict(), indent=2) + "\n")

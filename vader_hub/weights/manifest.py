@@ -41,10 +41,6 @@ class Manifest:
     entries: List[WeightsEntry] = field(default_factory=list)
     paths: List[Path] = field(default_factory=list)
 
-    def architectures(self) -> List[str]:
-        """Architectures with at least one entry, in first-seen order."""
-        return list(dict.fromkeys(entry.architecture for entry in self.entries))
-
     def tags_for(self, architecture: str) -> List[str]:
         """The tags of ``architecture``, in manifest order (the first is timm's default)."""
         return [entry.tag for entry in self.entries if entry.architecture == architecture]

@@ -8,7 +8,6 @@ nothing works, the error lists every place looked in, what happened there, and h
 the file.
 """
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
@@ -16,6 +15,7 @@ from typing import List, Optional
 from filelock import FileLock
 from filelock import Timeout as LockTimeout
 
+from ..checks import env_flag
 from .cache import cache_dir, cached_path, lock_path, remove_cached, weights_dir
 from .download import DownloadPolicy, check_url_allowed, download_file
 from .errors import ChecksumMismatchError, DownloadError, SizeLimitError, WeightsNotFoundError
@@ -25,12 +25,11 @@ from .verify import read_verified
 
 logger = logging.getLogger(__name__)
 OFFLINE_ENVS = ("VADER_HUB_OFFLINE", "HF_HUB_OFFLINE")
-TRUE_VALUES = ("1", "true", "yes", "on")
 
 
 def offline_from_env() -> bool:
     """Whether ``VADER_HUB_OFFLINE`` or ``HF_HUB_OFFLINE`` is set to a true value."""
-    return any(os.environ.get(name, "").strip().lower() in TRUE_VALUES for name in OFFLINE_ENVS)
+    return any(env_flag(name) for name in OFFLINE_ENVS)
 
 
 @dataclass(frozen=True)

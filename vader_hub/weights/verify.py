@@ -9,15 +9,23 @@ import struct
 from pathlib import Path
 from typing import Dict
 
-import timm
 import torch
 from safetensors.torch import load as load_safetensors_bytes
 
 from .errors import ArchitectureMismatchError, ChecksumMismatchError, NotAWeightsFileError
+from .names import check_architecture
 
 WEIGHTS_FORMAT = "vader-hub/1"
 HEADER_LENGTH_BYTES = 8
-MAX_HEADER_BYTES = 100_000_000
+MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on the JSON header
+
+
+def starts_like_safetensors(head: bytes) -> bool:
+    """Whether a file's first 9 bytes announce a safetensors header: a plausible length, then a JSON object."""
+    if len(head) < HEADER_LENGTH_BYTES + 1:
+        return False
+    (header_length,) = struct.unpack("<Q", head[:HEADER_LENGTH_BYTES])
+    return 0 < header_length <= MAX_HEADER_BYTES and head[HEADER_LENGTH_BYTES:HEADER_LENGTH_BYTES + 1] == b"{"
 
 
 def read_verified(path: Path, sha256: str, size: int) -> bytes:
@@ -95,20 +103,9 @@ def recorded_architecture(path: Path) -> str:
     architecture = read_metadata(head + header, str(path)).get("architecture")
     if not isinstance(architecture, str) or not architecture:
         raise ArchitectureMismatchError(
-            f"{path} records no architecture in its metadata; name it (architecture=..., --arch vader_r18_fpn)"
+            f"{path} records no architecture in its metadata; name it (architecture=..., --model vader_r18_fpn)"
         )
-    if not architecture.startswith("vader_"):
-        raise ArchitectureMismatchError(
-            f"{path} records architecture {architecture!r}, not a VADeR model; "
-            "convert other backbones with `vader-hub convert import`"
-        )
-    known = timm.list_models("vader_*")
-    if architecture not in known:
-        raise ArchitectureMismatchError(
-            f"{path} records architecture {architecture!r}, which this vader-hub does not have "
-            f"(it has {', '.join(known)}); upgrade vader-hub"
-        )
-    return architecture
+    return check_architecture(architecture, where=f"{path} records architecture {architecture!r}")
 
 
 def check_metadata(metadata: Dict[str, str], architecture: str, origin: str) -> None:
