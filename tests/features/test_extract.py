@@ -1,7 +1,9 @@
 """extract_dense_features: shapes, every input kind against the float-tensor path, the network itself,
-the cell convention of upsampled features, batching, model handling and clear errors."""
+the cell convention of upsampled features, batching, model handling and clear errors; dense_transform
+against timm's classification transform and the feature API's own network input."""
 import copy
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from PIL import Image
 from torch import nn
 
 from vader_hub.features import extract
-from vader_hub.features.extract import extract_dense_features
+from vader_hub.features.extract import dense_transform, extract_dense_features
 from vader_hub.models import default_model_name
 
 from .conftest import random_photo
@@ -254,3 +256,71 @@ def test_cuda_features_match_cpu(r18):
     approximate = extract_dense_features(image.cuda(), model, autocast=True, upsample=True)
     assert approximate.shape == (2, 128, 64, 48) and approximate.dtype == torch.float32
     assert (approximate[:, :, ::4, ::4].cpu() * expected).sum(dim=1).mean() > 0.98
+
+
+def network_input(model: nn.Module, img, **options) -> torch.Tensor:
+    """The (B, 3, H, W) batch that extract_dense_features feeds the network, caught at its first layer."""
+    seen = []
+    handle = model.trunk.conv1.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    try:
+        extract_dense_features(img, model, **options)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+def test_dense_transform_keeps_every_pixel_where_timms_classification_transform_crops(r18, rng):
+    photo = Image.fromarray(random_photo(rng, 224, 336))
+    classification = timm.data.create_transform(**timm.data.resolve_data_config(model=r18))
+    cropped, dense = classification(photo), dense_transform(r18)(photo)
+    assert cropped.shape == (3, 224, 224) and dense.shape == (3, 224, 336)
+    # timm normalises the same way but keeps only the centre: 56 columns are lost on either side.
+    torch.testing.assert_close(cropped, dense[:, :, 56:280], rtol=0, atol=1e-5)
+    assert dense_transform(r18, short_side=112)(photo).shape == (3, 112, 168)
+
+
+@pytest.mark.parametrize("options, shape", [({}, (60, 90)), ({"short_side": 40}, (40, 60)),
+                                            ({"size": (33, 47)}, (33, 47))])
+def test_dense_transform_gives_the_network_input_of_extract_dense_features(r18, rng, tmp_path, options, shape):
+    array = random_photo(rng, 60, 90)
+    path = tmp_path / "photo.png"
+    Image.fromarray(array).save(path)
+    transform = dense_transform(r18, **options)
+    fed = network_input(r18, path, **options)
+    assert fed.shape == (1, 3, *shape)
+    for image in (path, Image.fromarray(array), torch.from_numpy(array).permute(2, 0, 1)):
+        torch.testing.assert_close(transform(image), fed[0], rtol=0, atol=1e-6)
+    resized = np.stack([  # reference: PIL's antialiased bilinear filter, then (x - mean) / std by hand
+        np.asarray(Image.fromarray(channel, "F").resize(shape[::-1], Image.BILINEAR))
+        for channel in array.transpose(2, 0, 1).astype(np.float32) / 255
+    ])
+    mean = np.array(r18.pretrained_cfg["mean"], np.float32).reshape(3, 1, 1)
+    std = np.array(r18.pretrained_cfg["std"], np.float32).reshape(3, 1, 1)
+    torch.testing.assert_close(transform(path), torch.from_numpy((resized - mean) / std), rtol=0, atol=5e-4)
+
+
+def test_dense_transform_and_the_feature_api_use_the_models_own_mean_and_std(rng):
+    mean, std = (0.5, 0.25, 0.75), (0.5, 0.125, 0.25)
+    model = timm.create_model("vader_r18_fpn", pretrained_cfg_overlay=dict(mean=mean, std=std)).eval()
+    image = unit_float(random_photo(rng, 36, 44))
+    expected = (image - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+    torch.testing.assert_close(dense_transform(model)(image), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(dense_transform(dict(mean=mean, std=std))(image), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(network_input(model, image)[0], expected, rtol=0, atol=1e-6)
+    imagenet_mean, imagenet_std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    imagenet = (image - imagenet_mean.view(3, 1, 1)) / imagenet_std.view(3, 1, 1)
+    torch.testing.assert_close(dense_transform(nn.Identity())(image), imagenet, rtol=0, atol=1e-6)
+
+
+def test_dense_transform_refuses_bad_arguments_when_made_and_survives_pickling(r18):
+    with pytest.raises(TypeError, match="pretrained_cfg"):
+        dense_transform("vader_r18_fpn")
+    with pytest.raises(ValueError, match="not both"):
+        dense_transform(r18, size=(8, 8), short_side=8)
+    with pytest.raises(TypeError, match=r"\(height, width\) pair"):
+        dense_transform(r18, size=224)
+    with pytest.raises(ValueError, match="positive integer"):
+        dense_transform(r18, short_side=0)
+    transform = dense_transform(r18, short_side=32)  # DataLoader workers receive it pickled
+    image = torch.rand(3, 40, 50)
+    torch.testing.assert_close(pickle.loads(pickle.dumps(transform))(image), transform(image), rtol=0, atol=0)

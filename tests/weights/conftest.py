@@ -3,8 +3,11 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import timm
+import torch
 from huggingface_hub import constants as hf_constants
 
+from vader_hub.models import hub_config
 from vader_hub.weights import export_weights, manifest
 
 from .helpers import Exported, small_module
@@ -51,4 +54,14 @@ def exported(tmp_path: Path) -> Exported:
     module = small_module(seed=1, channels=64)
     result = export_weights(module.state_dict(), "vader_r18_fpn", tmp_path / "export", tag="test",
                             provenance={"data": "synthetic", "steps": 0})
+    return Exported(result, module, result.weights.read_bytes())
+
+
+@pytest.fixture
+def r18_exported(tmp_path: Path) -> Exported:
+    """A real vader_r18_fpn export (random weights, float16, 26 MB): what publishing checks the tensors of."""
+    torch.manual_seed(1)
+    module = timm.create_model("vader_r18_fpn").eval()
+    result = export_weights(module.state_dict(), "vader_r18_fpn", tmp_path / "r18_export", tag="test", half=True,
+                            provenance={"data": "synthetic", "steps": 0}, config=hub_config(module))
     return Exported(result, module, result.weights.read_bytes())

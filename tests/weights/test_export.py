@@ -41,8 +41,8 @@ def test_manifest_entry_loads_back_through_a_manifest(exported, tmp_path, monkey
 def test_config_json_follows_timm(tmp_path):
     state = {"decoder.proj.weight": torch.zeros(128, 128, 1, 1), "head.weight": torch.zeros(21, 128, 1, 1)}
     cfg = {"mean": (0.5, 0.5, 0.5), "input_size": (3, 224, 224), "hf_hub_id": "x/y", "file": "/tmp/a", "url": None}
-    result = export_weights(state, "vader_r50_fpn", tmp_path, tag="voc", license="cc-by-4.0", pretrained_cfg=cfg,
-                            num_classes=21, num_features=128)
+    config = {"num_classes": 21, "num_features": 128, "pretrained_cfg": cfg}
+    result = export_weights(state, "vader_r50_fpn", tmp_path, tag="voc", license="cc-by-4.0", config=config)
     config = json.loads(result.config.read_text())
     assert config == {
         "architecture": "vader_r50_fpn", "num_classes": 21, "num_features": 128,

@@ -36,11 +36,16 @@ def test_a_pickle_is_never_loaded(tmp_path):
         load_pretrained(small_module(), {"architecture": "vader_r18_fpn", "file": str(path)})
 
 
-def test_safetensors_without_vader_metadata_is_refused(tmp_path):
+def test_safetensors_without_vader_metadata_load_when_their_keys_and_shapes_fit(tmp_path):
+    """timm's save_for_hf writes plain safetensors: the strict load is the check, not the metadata."""
+    source = small_module(seed=3)
     path = tmp_path / "plain.safetensors"
-    save_file(small_module().state_dict(), str(path))
-    with pytest.raises(NotAWeightsFileError, match="no vader-hub metadata.*vader-hub weights export"):
-        load_pretrained(small_module(), {"architecture": "vader_r18_fpn", "file": str(path)})
+    save_file(source.state_dict(), str(path), metadata={"format": "pt"})
+    model = small_module(seed=4)
+    load_pretrained(model, {"architecture": "vader_r18_fpn", "file": str(path)})
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in source.state_dict().items())
+    with pytest.raises(StateDictMismatchError, match="different shapes"):
+        load_pretrained(small_module(channels=16), {"architecture": "vader_r18_fpn", "file": str(path)})
 
 
 def test_another_architecture_is_refused(exported):

@@ -8,12 +8,13 @@
 - ``inputs.py`` turns every accepted image kind into float RGB tensors; :mod:`vader_hub.cli.features` adds the
   ``vader-hub extract`` and ``vader-hub match`` sub-commands.
 """
-from .extract import extract_dense_features
+from .extract import DenseTransform, dense_transform, extract_dense_features
 from .inputs import MAX_PIXELS
 from .matching import Matches, match_features, match_features_dense, rescale_points
 from .pictures import correspondence_image, pca_image
 
 __all__ = [
-    "MAX_PIXELS", "Matches", "correspondence_image", "extract_dense_features", "match_features",
+    "DenseTransform", "MAX_PIXELS", "Matches", "correspondence_image", "dense_transform", "extract_dense_features",
+    "match_features",
     "match_features_dense", "pca_image", "rescale_points",
 ]

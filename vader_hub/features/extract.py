@@ -5,6 +5,7 @@
     >>> vader_hub.models.default_model_name()                                   # the model it used
     >>> feats = vader_hub.extract_dense_features(images, "vader_r50_fpn", short_side=448)
     >>> pixels = vader_hub.extract_dense_features(img, upsample=True)           # (128, H, W)
+    >>> transform = dense_transform(model)   # the same network input, as a Dataset transform: no crop
 
 Images of any size are accepted: no multiple-of-a-patch rule, and images under the network's
 32-pixel minimum are padded (edge pixels repeated on the bottom and right) and the result cropped to
@@ -12,7 +13,8 @@ their own cells. Images of one size are batched together; a list of mixed sizes 
 """
 import contextlib
 import functools
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import timm
 import torch
@@ -22,9 +24,9 @@ from torch import nn
 from ..checks import check_positive_int
 from ..models import MIN_INPUT_SIZE, default_model_name
 from ..models.cells import STRIDE, output_size, upsample_to_pixels
-from ..models.preprocess import normalize_images
+from ..models.preprocess import mean_and_std, normalize_images, pretrained_cfg_of
 from ..weights.names import check_model_name
-from .inputs import MAX_PIXELS, ImageInput, load_images, resize, target_size
+from .inputs import MAX_PIXELS, ImageInput, check_pixel_limit, load_image, load_images, resize, target_size
 
 ModelInput = Union[None, str, nn.Module]
 
@@ -83,16 +85,97 @@ def extract_dense_features(
     """
     check_positive_int("batch_size", batch_size)
     check_positive_int("max_pixels", max_pixels)
-    loaded = load_images(img)  # every image is decoded up front: pass long lists of big files in chunks
-    images = [resize(image, target_size(*image.shape[-2:], size, short_side)) for image in loaded.images]
-    _check_pixel_limit(images, max_pixels)
+    # Without a resize, an image file over the limit is refused from its header, before it is decoded.
+    unresized_limit = max_pixels if size is None and short_side is None else None
+    loaded = load_images(img, max_pixels=unresized_limit)  # decoded up front: pass long lists in chunks
     network, run_device = resolve_model(model, device)
+    preprocess = dense_transform(network, size=size, short_side=short_side)
+    images = [preprocess.resize(image) for image in loaded.images]
+    _check_pixel_limit(images, max_pixels)
     outputs = []
     with _evaluation_mode(network):
         for indices in _batches_of_one_size(images, batch_size):
-            raw = _forward(network, [images[i] for i in indices], run_device, autocast)  # (n, C, h, w)
+            raw = _forward(network, preprocess, [images[i] for i in indices], run_device, autocast)  # (n, C, h, w)
             outputs.append((indices, _finish(raw, tuple(images[indices[0]].shape[-2:]), upsample, normalize)))
     return _assemble(outputs, len(images), loaded.single)
+
+
+@dataclass(frozen=True)
+class DenseTransform:
+    """One image -> the normalised network input :func:`extract_dense_features` builds from it.
+
+    Made by :func:`dense_transform`; picklable, so it can run in ``DataLoader`` workers.
+
+    Attributes:
+        mean: Per-channel mean subtracted from the [0, 1] image (the model's cfg).
+        std: Per-channel std it is divided by.
+        size: Exact (height, width) to resize to, or None.
+        short_side: Shorter side to resize to, aspect ratio kept, or None; with ``size`` None too,
+            the image keeps its own size.
+    """
+
+    mean: Tuple[float, ...]
+    std: Tuple[float, ...]
+    size: Optional[Tuple[int, int]] = None
+    short_side: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        target_size(1, 1, self.size, self.short_side)  # refuse bad options here, not in a DataLoader worker
+
+    def __call__(self, img: ImageInput) -> torch.Tensor:
+        """Resize (never crop) and normalise one image.
+
+        Args:
+            img: One image of any kind :func:`extract_dense_features` accepts (PIL image, path, HxW or
+                HxWxC array, HxW or CxHxW tensor), not a batch.
+
+        Returns:
+            A (3, H, W) float32 tensor: the (resized) image minus ``mean``, divided by ``std``.
+
+        Raises:
+            TypeError, ValueError, FileNotFoundError: As :func:`vader_hub.features.inputs.load_image`.
+        """
+        return self.normalize(self.resize(load_image(img))[None])[0]  # (3, H', W')
+
+    def resize(self, image: torch.Tensor) -> torch.Tensor:
+        """A (3, H, W) image in [0, 1] at the size the options give (see :func:`~.inputs.target_size`)."""
+        return resize(image, target_size(*image.shape[-2:], self.size, self.short_side))  # (3, H', W')
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """A (B, 3, H, W) batch in [0, 1] (or uint8), normalised: ``(images - mean) / std``."""
+        return normalize_images(images, {"mean": self.mean, "std": self.std})  # (B, 3, H, W)
+
+
+def dense_transform(
+    model: Union[nn.Module, Mapping[str, Any]],
+    *,
+    size: Optional[Tuple[int, int]] = None,
+    short_side: Optional[int] = None,
+) -> DenseTransform:
+    """The feature API's preprocessing as a ``Dataset`` transform: resize without cropping, then normalise.
+
+    Use it where ``timm.data.create_transform(**timm.data.resolve_data_config(model=model))`` would go:
+    that is timm's classification transform, which centre-crops every image to 224x224 and so drops
+    the border of every dense map. This one keeps every pixel, resizes (only if asked) with the feature
+    API's antialiased bilinear filter, and normalises with the model's mean and std, giving exactly
+    the network input of ``extract_dense_features(img, model, size=size, short_side=short_side)``.
+    Unlike that call it does not pad images under the network's 32-pixel minimum.
+
+    Args:
+        model: A network (its ``pretrained_cfg``; ImageNet's mean and std for a module without one)
+            or a cfg mapping such as ``model.pretrained_cfg``.
+        size: Resize every image to this exact (height, width).
+        short_side: Resize every image so its shorter side is this long, keeping the aspect ratio.
+
+    Returns:
+        A callable ``image -> (3, H, W) float32 tensor``.
+
+    Raises:
+        TypeError: If ``model`` is neither a module nor a mapping, or ``size`` is not a pair.
+        ValueError: If both ``size`` and ``short_side`` are given, or one is not a positive integer.
+    """
+    mean, std = mean_and_std(pretrained_cfg_of(model))
+    return DenseTransform(mean=mean, std=std, size=size, short_side=short_side)
 
 
 def resolve_model(model: ModelInput, device: Union[None, str, torch.device] = None) -> Tuple[nn.Module, torch.device]:
@@ -174,12 +257,13 @@ def _batches_of_one_size(images: List[torch.Tensor], batch_size: int) -> List[Li
     ]
 
 
-def _forward(network: nn.Module, images: List[torch.Tensor], device: torch.device, autocast: bool) -> torch.Tensor:
+def _forward(
+    network: nn.Module, preprocess: DenseTransform, images: List[torch.Tensor], device: torch.device, autocast: bool
+) -> torch.Tensor:
     """Normalise, pad to the network's minimum and run one batch of same-size images; raw (n, C, h, w)."""
     height, width = images[0].shape[-2:]
-    config = getattr(network, "pretrained_cfg", None) or {}
-    batch = normalize_images(torch.stack(images).to(device, non_blocking=True), config)  # (n, 3, H, W)
-    minimum = config.get("min_input_size", (3, MIN_INPUT_SIZE, MIN_INPUT_SIZE))[-1]
+    batch = preprocess.normalize(torch.stack(images).to(device, non_blocking=True))  # (n, 3, H, W)
+    minimum = pretrained_cfg_of(network).get("min_input_size", (3, MIN_INPUT_SIZE, MIN_INPUT_SIZE))[-1]
     pad_bottom, pad_right = max(minimum - height, 0), max(minimum - width, 0)
     if pad_bottom or pad_right:
         batch = F.pad(batch, (0, pad_right, 0, pad_bottom), mode="replicate")  # (n, 3, >=32, >=32)
@@ -227,11 +311,5 @@ def _assemble(
 
 def _check_pixel_limit(images: List[torch.Tensor], max_pixels: int) -> None:
     for index, image in enumerate(images):
-        height, width = image.shape[-2:]
-        if height * width > max_pixels:
-            raise ValueError(
-                f"image {index} is {height}x{width} = {height * width / 1e6:.1f} megapixels, over the limit of "
-                f"max_pixels={max_pixels}; pass short_side= or size= to shrink it, or raise max_pixels if you "
-                "have the memory (vader_r50_fpn on CPU needs about 0.4 GB per megapixel)"
-            )
+        check_pixel_limit(*image.shape[-2:], max_pixels, what=f"image {index}")
 

@@ -10,19 +10,25 @@ hands it to :func:`vader_hub.weights.load_pretrained`, which resolves the file (
 checks its sha256 on the very bytes it deserialises, and loads it strictly. ``checkpoint_path=`` is
 timm's own, unverified path and bypasses all of this.
 """
+import json
+import tempfile
+import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type, Union
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Tuple, Type, Union
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._builder import pretrained_cfg_for_features
 from timm.models._features import FeatureGetterNet
+from timm.models._hub import save_config_for_hf
 from timm.models.resnet import BasicBlock, Bottleneck
 
-from ..weights import load_pretrained
+from ..weights import load_pretrained, load_state_dict_strict
 from ..weights.errors import WeightsNotFoundError
-from ..weights.manifest import WeightsEntry, read_manifests
+from ..weights.manifest import WeightsEntry, manifests_signature, read_readable_manifests
+from ..weights.names import check_architecture
 from .vader import MIN_INPUT_SIZE, VaderFPN
 
 
@@ -66,7 +72,7 @@ def _cfg(**kwargs: Any) -> Dict[str, Any]:
         min_input_size=(3, MIN_INPUT_SIZE, MIN_INPUT_SIZE),
         pool_size=None,
         crop_pct=1.0,
-        interpolation="bicubic",
+        interpolation="bilinear",  # what the trainer and dense_transform resize with
         mean=IMAGENET_DEFAULT_MEAN,
         std=IMAGENET_DEFAULT_STD,
         first_conv="trunk.conv1",
@@ -84,7 +90,7 @@ def _entry_cfg(entry: WeightsEntry) -> Dict[str, Any]:
 
 def _default_cfgs() -> dict:
     cfgs: Dict[str, Dict[str, Any]] = {}
-    entries = read_manifests().entries
+    entries = read_readable_manifests().entries
     for architecture in TRUNKS:
         tagged = {e.name: _entry_cfg(e) for e in entries if e.architecture == architecture}
         cfgs.update(tagged or {architecture: _cfg()})
@@ -92,15 +98,35 @@ def _default_cfgs() -> dict:
 
 
 default_cfgs = _default_cfgs()
+_registered_manifests = manifests_signature()
+
+
+def refresh_registrations() -> None:
+    """Register the manifests' tags with timm again if the manifests changed since they were registered.
+
+    ``VADER_HUB_MANIFEST`` may be set, or a manifest written, after ``import vader_hub`` (a
+    notebook): the create functions and the tag lists call this first, so they see the manifests
+    the loader reads.
+    """
+    global default_cfgs, _registered_manifests
+    signature = manifests_signature()
+    if signature == _registered_manifests:
+        return
+    default_cfgs, _registered_manifests = _default_cfgs(), signature
+    with warnings.catch_warnings():  # timm re-registers a name in place, with a warning meant for clashes
+        warnings.filterwarnings("ignore", message="Overwriting vader_", category=UserWarning)
+        for create in CREATE_FUNCTIONS.values():
+            register_model(create)
 
 
 def pretrained_names() -> List[str]:
-    """Every ``architecture.tag`` with weights in the manifests read at import, in preference order.
+    """Every ``architecture.tag`` with weights in the manifests, in preference order.
 
     Returns:
         The names, architectures in :data:`DEFAULT_PREFERENCE` order, each architecture's tags in
         manifest order (the first is its default).
     """
+    refresh_registrations()
     return [f"{architecture}.{tag}" if tag else architecture
             for architecture in DEFAULT_PREFERENCE
             for tag in default_cfgs[architecture].tags if default_cfgs[architecture].cfgs[tag].has_weights]
@@ -124,20 +150,46 @@ def default_model_name() -> str:
     return names[0]
 
 
-def widths_of(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, Optional[int]]:
-    """The widths a VADeR state dict implies, for a timm ``config.json``.
+def model_for_state_dict(architecture: str, state_dict: Mapping[str, torch.Tensor], origin: str) -> VaderFPN:
+    """A fresh ``architecture`` network holding ``state_dict``, with a head as wide as the state dict's.
+
+    The one check that a state dict is weights of this architecture: keys and shapes must be
+    exactly the network's, reported as the loader reports them.
 
     Args:
-        state_dict: A VADeR network's tensors.
+        architecture: A registered VADeR name, e.g. ``"vader_r18_fpn"``.
+        state_dict: The network's tensors; ``head.weight`` sets ``num_classes`` (none: no head).
+        origin: Where the tensors came from, for messages.
 
     Returns:
-        ``{"num_classes": ..., "num_features": ...}``: the per-pixel head's classes (0 without
-        ``head.weight``) and the embedding width (None without ``decoder.proj.weight``).
+        The network, holding the tensors (floating-point ones cast to its dtype).
+
+    Raises:
+        UnknownModelError: For an architecture that is not registered.
+        StateDictMismatchError: Listing the missing, unexpected and reshaped keys.
     """
     head = state_dict.get("head.weight")
-    projection = state_dict.get("decoder.proj.weight")
-    return {"num_classes": int(head.shape[0]) if head is not None else 0,
-            "num_features": int(projection.shape[0]) if projection is not None else None}
+    num_classes = int(head.shape[0]) if head is not None else 0
+    model = CREATE_FUNCTIONS[check_architecture(architecture)](num_classes=num_classes)
+    load_state_dict_strict(model, state_dict, origin)
+    return model
+
+
+def hub_config(model: VaderFPN) -> Dict[str, Any]:
+    """timm's Hugging Face Hub ``config.json`` of a network, exactly as timm's ``save_for_hf`` writes it.
+
+    Args:
+        model: A VADeR network built by timm (it has a ``pretrained_cfg``).
+
+    Returns:
+        ``architecture``, ``num_classes``, ``num_features``, ``model_args`` and the full
+        ``pretrained_cfg`` (mean, std, interpolation, ``crop_pct``, ``min_input_size``, ...), so that a
+        network built from it is this network.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "config.json"
+        save_config_for_hf(model, str(path))
+        return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _create_vader(variant: str, pretrained: bool = False, **kwargs: Any) -> VaderFPN:
@@ -179,6 +231,7 @@ def _create_vader(variant: str, pretrained: bool = False, **kwargs: Any) -> Vade
 def _registered(architecture: str) -> Callable[..., VaderFPN]:
     """Register ``architecture`` with timm under its own name; returns its create function."""
     def create(pretrained: bool = False, **kwargs: Any) -> VaderFPN:
+        refresh_registrations()
         return _create_vader(architecture, pretrained, **kwargs)
 
     create.__name__ = create.__qualname__ = architecture

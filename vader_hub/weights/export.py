@@ -21,6 +21,10 @@ from .schema import PROVENANCE_KEYS, FileSource, Source, WeightsEntry, parse_ent
 from .verify import WEIGHTS_FORMAT
 
 WEIGHTS_FILENAME = "model.safetensors"
+CONFIG_FILENAME = "config.json"
+CARD_FILENAME = "README.md"
+ENTRY_FILENAME = "manifest_entry.json"
+EXPORT_FILES = (WEIGHTS_FILENAME, CONFIG_FILENAME, CARD_FILENAME, ENTRY_FILENAME)  # all that an export writes
 DEFAULT_LICENSE = "other"
 TIMM_SOURCE_KEYS = ("url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source", "architecture")
 
@@ -62,15 +66,24 @@ def _provenance(provenance: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     return data
 
 
-def timm_config(architecture: str, tag: str, license: str, pretrained_cfg: Optional[Mapping[str, Any]],
-                num_classes: int, num_features: Optional[int]) -> Dict[str, Any]:
-    """timm's Hugging Face Hub ``config.json`` for these weights; sources are left out (not timm's)."""
-    cfg = {key: value for key, value in dict(pretrained_cfg or {}).items()
-           if key not in TIMM_SOURCE_KEYS and value is not None}
-    cfg = json.loads(json.dumps(cfg, default=list))  # tuples become lists, as timm writes them
+def timm_config(architecture: str, tag: str, license: str, config: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """timm's Hugging Face Hub ``config.json`` for these weights: the network's own, with this export's
+    tag and licence; source fields (not timm's to load) and the description of other weights left out.
+
+    Args:
+        architecture: the timm name.
+        tag: the pretrained tag.
+        license: the weights' licence.
+        config: the network's config as ``vader_hub.models.hub_config`` (timm's ``save_for_hf``) gives it;
+            None for a bare one (no head, ``num_features`` unknown).
+    """
+    config = json.loads(json.dumps(dict(config or {}), default=list))  # tuples become lists, as timm writes them
+    cfg = {key: value for key, value in config.get("pretrained_cfg", {}).items()
+           if key not in TIMM_SOURCE_KEYS and key != "description" and value is not None}
+    num_classes = int(config.get("num_classes", 0))
     cfg.update(tag=tag, license=license, num_classes=num_classes)
-    return {"architecture": architecture, "num_classes": num_classes, "num_features": num_features,
-            "pretrained_cfg": cfg}
+    return {**config, "architecture": architecture, "num_classes": num_classes,
+            "num_features": config.get("num_features"), "pretrained_cfg": cfg}
 
 
 def model_card(entry: WeightsEntry) -> str:
@@ -120,9 +133,9 @@ every time it is loaded.
 
 def export_weights(state_dict: Mapping[str, torch.Tensor], architecture: str, out_dir: Path, *, tag: str = "",
                    provenance: Optional[Mapping[str, Any]] = None, license: str = DEFAULT_LICENSE,
-                   metrics: Optional[Mapping[str, Any]] = None, pretrained_cfg: Optional[Mapping[str, Any]] = None,
-                   sources: Optional[Sequence[Source]] = None, half: bool = False, num_classes: int = 0,
-                   num_features: Optional[int] = None) -> ExportResult:
+                   metrics: Optional[Mapping[str, Any]] = None,
+                   sources: Optional[Sequence[Source]] = None, half: bool = False,
+                   config: Optional[Mapping[str, Any]] = None) -> ExportResult:
     """Write a state dict as vader-hub weights: safetensors, timm config, model card, manifest entry.
 
     Args:
@@ -133,12 +146,11 @@ def export_weights(state_dict: Mapping[str, torch.Tensor], architecture: str, ou
         provenance: training config, data, steps, code version (missing keys are recorded as null).
         license: the weights' licence; take the training data's licence into account.
         metrics: evaluation results to record.
-        pretrained_cfg: timm pretrained cfg fields for ``config.json`` (mean, std, input_size...).
         sources: the manifest entry's sources; default: the written file itself (a local file source).
         half: store floating-point tensors as float16 (half the size; loading casts them back to the
             model's dtype).
-        num_classes: classes of the network's per-pixel head (0: none), for ``config.json``.
-        num_features: the network's embedding width, for ``config.json``.
+        config: the network's timm config (``vader_hub.models.hub_config(model)``) for ``config.json``,
+            so that a network built from it is the exported one; None writes a bare one.
 
     Returns:
         An :class:`ExportResult` with the paths, the entry, and the file's sha256 and size.
@@ -167,9 +179,9 @@ def export_weights(state_dict: Mapping[str, torch.Tensor], architecture: str, ou
         raise TypeError(f"metrics must be JSON-serialisable: {error}") from error
     entry = parse_entry(raw_entry, f"export of {architecture}", out_dir.resolve())
     atomic_write(weights, data)
-    config = timm_config(architecture, tag, license, pretrained_cfg, num_classes, num_features)
-    atomic_write(out_dir / "config.json", json.dumps(config, indent=2) + "\n")
-    atomic_write(out_dir / "README.md", model_card(entry))
-    atomic_write(out_dir / "manifest_entry.json", json.dumps(entry.to_dict(), indent=2) + "\n")
-    return ExportResult(weights, out_dir / "config.json", out_dir / "README.md", out_dir / "manifest_entry.json",
+    hub_config = timm_config(architecture, tag, license, config)
+    atomic_write(out_dir / CONFIG_FILENAME, json.dumps(hub_config, indent=2) + "\n")
+    atomic_write(out_dir / CARD_FILENAME, model_card(entry))
+    atomic_write(out_dir / ENTRY_FILENAME, json.dumps(entry.to_dict(), indent=2) + "\n")
+    return ExportResult(weights, out_dir / CONFIG_FILENAME, out_dir / CARD_FILENAME, out_dir / ENTRY_FILENAME,
                         entry, entry.sha256, entry.size)

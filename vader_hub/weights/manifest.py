@@ -40,6 +40,7 @@ class Manifest:
 
     entries: List[WeightsEntry] = field(default_factory=list)
     paths: List[Path] = field(default_factory=list)
+    problems: List[str] = field(default_factory=list)  # manifests left out by read_readable_manifests
 
     def tags_for(self, architecture: str) -> List[str]:
         """The tags of ``architecture``, in manifest order (the first is timm's default)."""
@@ -69,7 +70,7 @@ def user_manifest_paths() -> List[Path]:
     Raises:
         FileNotFoundError: if a named file does not exist.
     """
-    paths = [Path(p).expanduser() for p in os.environ.get(MANIFEST_ENV, "").split(os.pathsep) if p.strip()]
+    paths = _named_paths()
     for path in paths:
         if not path.is_file():
             raise FileNotFoundError(
@@ -79,11 +80,15 @@ def user_manifest_paths() -> List[Path]:
     return paths
 
 
+def _named_paths() -> List[Path]:
+    return [Path(p).expanduser() for p in os.environ.get(MANIFEST_ENV, "").split(os.pathsep) if p.strip()]
+
+
 def _load_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ManifestError(f"{path}: not valid JSON ({error}); fix the file or remove it") from error
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ManifestError(f"{path}: not valid JSON in UTF-8 ({error}); fix the file or remove it") from error
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: the top level must be an object with 'schema_version' and 'entries'")
     unknown = sorted(set(data) - MANIFEST_KEYS)
@@ -160,6 +165,33 @@ def read_manifests(paths: Optional[Sequence[Path]] = None) -> Manifest:
             key = (entry.architecture, entry.tag)
             merged[key] = _merge(merged[key], entry) if key in merged else entry
     return Manifest(entries=list(merged.values()), paths=[Path(p) for p in paths])
+
+
+def read_readable_manifests() -> Manifest:
+    """The bundled and user manifests that can be read, and a line for each that cannot.
+
+    For what must never fail on a user's broken file (``import vader_hub``, the tag list, `vader-hub
+    weights list`): a missing or malformed manifest is left out and described in ``problems``, and
+    loading the weights it would have named fails with its own error (:func:`read_manifests`).
+
+    Returns:
+        The :class:`Manifest` of the readable files, with ``problems``.
+    """
+    bundled = bundled_manifest_path()
+    manifest, problems = Manifest(), []
+    for path in ([bundled] if bundled.is_file() else []) + _named_paths():
+        try:
+            manifest = read_manifests(manifest.paths + [path])
+        except (OSError, ManifestError) as error:
+            problems.append(str(error))
+    return replace(manifest, problems=problems)
+
+
+def manifests_signature() -> Tuple:
+    """What the manifests read now depend on: ``VADER_HUB_MANIFEST`` and each file's size and time."""
+    files = [bundled_manifest_path(), *_named_paths()]
+    return (os.environ.get(MANIFEST_ENV, ""),
+            tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) if p.is_file() else (str(p),) for p in files))
 
 
 def write_entry(manifest_path: Path, entry: WeightsEntry) -> None:

@@ -1,13 +1,14 @@
 """VADeR model names, ``architecture`` or ``architecture.tag``, checked in one place.
 
 The weights layer knows architectures by name only: the ``vader_*`` names timm has registered
-(``import vader_hub`` registers them) and the tags timm lists as pretrained.
+(``import vader_hub`` registers them) and the tags the manifests give weights.
 """
 from typing import List, Tuple
 
 import timm
 
 from .errors import UnknownModelError
+from .manifest import read_readable_manifests
 
 
 def vader_architectures() -> List[str]:
@@ -56,8 +57,9 @@ def check_model_name(name: str) -> Tuple[str, str]:
     """
     architecture = check_architecture(name)
     tag = name[len(architecture) + 1:]
-    if tag and name not in timm.list_pretrained(f"{architecture}.*"):
-        published = ", ".join(timm.list_pretrained(f"{architecture}.*")) or "none"
+    published = [entry.name for entry in read_readable_manifests().entries if entry.architecture == architecture]
+    if tag and name not in published:
+        published = ", ".join(published) or "none"
         raise UnknownModelError(f"unknown pretrained tag in {name!r}; published weights for {architecture}: "
                                 f"{published} (`vader-hub weights list`)")
     return architecture, tag

@@ -14,12 +14,13 @@ from typing import Optional, Tuple
 from huggingface_hub import CommitOperationAdd, HfApi
 
 from ..fileio import atomic_write
-from .export import WEIGHTS_FILENAME
+from .export import CARD_FILENAME, CONFIG_FILENAME, ENTRY_FILENAME, WEIGHTS_FILENAME
+from .load import check_fits_architecture
 from .manifest import write_entry
 from .schema import REPO_ID_PATTERN, FileSource, HfSource, WeightsEntry, parse_entry
-from .verify import check_metadata, read_metadata, read_verified
+from .verify import check_metadata, read_metadata, read_tensor_shapes, read_verified
 
-PUBLISHED_FILES = (WEIGHTS_FILENAME, "config.json", "README.md")
+PUBLISHED_FILES = (WEIGHTS_FILENAME, CONFIG_FILENAME, CARD_FILENAME)
 
 
 @dataclass(frozen=True)
@@ -51,18 +52,22 @@ def prepare_publish(export_dir: Path, repo_id: str) -> PublishPlan:
         ManifestError: if ``manifest_entry.json`` is malformed.
         ChecksumMismatchError: if ``model.safetensors`` is not the file the entry describes.
         NotAWeightsFileError / ArchitectureMismatchError: if its metadata disagrees with the entry.
+        StateDictMismatchError: if its tensors are not the architecture's (the loader's key report).
     """
     export_dir = Path(export_dir)
     if not REPO_ID_PATTERN.fullmatch(repo_id or ""):
         raise ValueError(f"repo id {repo_id!r} must be 'namespace/name', e.g. 'my-org/vader-r50-fpn'")
-    missing = [name for name in PUBLISHED_FILES + ("manifest_entry.json",) if not (export_dir / name).is_file()]
+    missing = [name for name in PUBLISHED_FILES + (ENTRY_FILENAME,) if not (export_dir / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{export_dir} lacks {missing}; create it with `vader-hub weights export`")
-    entry_path = export_dir / "manifest_entry.json"
+    entry_path = export_dir / ENTRY_FILENAME
     entry = parse_entry(json.loads(entry_path.read_text(encoding="utf-8")), str(entry_path), export_dir.resolve())
     weights = export_dir / WEIGHTS_FILENAME
     data = read_verified(weights, entry.sha256, entry.size)
     check_metadata(read_metadata(data, str(weights)), entry.architecture, str(weights))
+    config = json.loads((export_dir / CONFIG_FILENAME).read_text(encoding="utf-8"))
+    check_fits_architecture(entry.architecture, read_tensor_shapes(data, str(weights)),
+                            int(config.get("num_classes", 0)), str(weights))
     return PublishPlan(export_dir, repo_id, tuple(export_dir / name for name in PUBLISHED_FILES), entry)
 
 
@@ -98,7 +103,7 @@ def publish(export_dir: Path, repo_id: str, *, manifest: Optional[Path] = None, 
     operations = [CommitOperationAdd(path_in_repo=path.name, path_or_fileobj=str(path)) for path in plan.files]
     info = api.create_commit(repo_id, operations, commit_message=commit_message or f"Add {plan.entry.name} weights")
     entry = published_entry(plan.entry, repo_id, info.oid, endpoint)
-    atomic_write(plan.export_dir / "manifest_entry.json", json.dumps(entry.to_dict(), indent=2) + "\n")
+    atomic_write(plan.export_dir / ENTRY_FILENAME, json.dumps(entry.to_dict(), indent=2) + "\n")
     if manifest is not None:
         write_entry(Path(manifest), entry)
     return PublishResult(plan, info.oid, entry, Path(manifest) if manifest is not None else None)

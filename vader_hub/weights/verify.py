@@ -5,9 +5,10 @@ after it was downloaded is caught whatever its size and modification time say.
 """
 import hashlib
 import json
+import os
 import struct
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Tuple
 
 import torch
 from safetensors.torch import load as load_safetensors_bytes
@@ -59,6 +60,24 @@ def read_metadata(data: bytes, origin: str) -> Dict[str, str]:
     Raises:
         NotAWeightsFileError: if ``data`` is not a safetensors file (e.g. a pickle).
     """
+    metadata = _read_header(data, origin).get("__metadata__") or {}
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def read_tensor_shapes(data: bytes, origin: str) -> Dict[str, Tuple[int, ...]]:
+    """The name and shape of every tensor in safetensors bytes, read from the header alone.
+
+    Raises:
+        NotAWeightsFileError: if ``data`` is not a safetensors file, or its header lists a tensor badly.
+    """
+    header = _read_header(data, origin)
+    try:
+        return {name: tuple(int(n) for n in info["shape"]) for name, info in header.items() if name != "__metadata__"}
+    except (TypeError, KeyError, ValueError) as error:
+        raise NotAWeightsFileError(f"{origin} has a malformed safetensors header ({error!r})") from None
+
+
+def _read_header(data: bytes, origin: str) -> dict:
     not_safetensors = NotAWeightsFileError(
         f"{origin} is not a safetensors file; vader-hub loads only safetensors (never pickles): convert "
         "a torch.save'd state dict with `vader-hub weights export`"
@@ -74,8 +93,16 @@ def read_metadata(data: bytes, origin: str) -> Dict[str, str]:
         raise not_safetensors from None
     if not isinstance(header, dict):
         raise not_safetensors
-    metadata = header.get("__metadata__") or {}
-    return metadata if isinstance(metadata, dict) else {}
+    return header
+
+
+def read_header_bytes(path: Path) -> bytes:
+    """A file's 8-byte header length and, if it fits the file and safetensors' limit, the header it announces."""
+    with path.open("rb") as handle:
+        head = handle.read(HEADER_LENGTH_BYTES)
+        length = int.from_bytes(head, "little") if len(head) == HEADER_LENGTH_BYTES else 0
+        room = min(MAX_HEADER_BYTES, os.fstat(handle.fileno()).st_size - HEADER_LENGTH_BYTES)
+        return head + handle.read(length) if 0 < length <= room else head
 
 
 def recorded_architecture(path: Path) -> str:
@@ -96,11 +123,7 @@ def recorded_architecture(path: Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} does not exist or is not a file")
-    with path.open("rb") as handle:
-        head = handle.read(HEADER_LENGTH_BYTES)
-        header_length = struct.unpack("<Q", head)[0] if len(head) == HEADER_LENGTH_BYTES else 0
-        header = handle.read(min(header_length, MAX_HEADER_BYTES))
-    architecture = read_metadata(head + header, str(path)).get("architecture")
+    architecture = read_metadata(read_header_bytes(path), str(path)).get("architecture")
     if not isinstance(architecture, str) or not architecture:
         raise ArchitectureMismatchError(
             f"{path} records no architecture in its metadata; name it (architecture=..., --model vader_r18_fpn)"
@@ -132,6 +155,10 @@ def check_metadata(metadata: Dict[str, str], architecture: str, origin: str) -> 
 def deserialize(data: bytes, architecture: str, origin: str) -> Dict[str, torch.Tensor]:
     """Check the metadata of safetensors bytes, then turn them into a state dict.
 
+    A vader-hub file must record ``architecture``; a file without vader-hub metadata (timm's
+    ``save_for_hf``, ``safetensors.torch.save_file``) is accepted here, and the strict load that
+    follows checks that its keys and shapes are exactly the architecture's.
+
     Args:
         data: the whole file's bytes (already verified, if a hash is known).
         architecture: the model being built, e.g. ``"vader_r18_fpn"``.
@@ -141,10 +168,12 @@ def deserialize(data: bytes, architecture: str, origin: str) -> Dict[str, torch.
         The state dict (CPU tensors).
 
     Raises:
-        NotAWeightsFileError: if the bytes are not vader-hub safetensors.
-        ArchitectureMismatchError: if the file is for another architecture.
+        NotAWeightsFileError: if the bytes are not safetensors.
+        ArchitectureMismatchError: if a vader-hub file is for another architecture.
     """
-    check_metadata(read_metadata(data, origin), architecture, origin)
+    metadata = read_metadata(data, origin)
+    if metadata.get("format") == WEIGHTS_FORMAT:
+        check_metadata(metadata, architecture, origin)
     try:
         return load_safetensors_bytes(data)
     except Exception as error:  # safetensors raises its own SafetensorError for corrupt payloads
