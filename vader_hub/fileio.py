@@ -1,9 +1,10 @@
 """Small file helpers: atomic writes and hashing (used by every layer that writes files)."""
 import hashlib
 import os
+import re
 import secrets
 from pathlib import Path
-from typing import Callable, Union
+from typing import Callable, List, Union
 
 HASH_CHUNK_BYTES = 1 << 22
 
@@ -24,7 +25,7 @@ def write_through_temporary(path: Union[str, os.PathLike], write: Callable[[Path
         ``path``.
     """
     path = Path(path)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
+    temporary = path.with_name(_temporary_name(path, os.getpid(), secrets.token_hex(4)))
     try:
         write(temporary)
         _fsync_file(temporary)
@@ -34,6 +35,16 @@ def write_through_temporary(path: Union[str, os.PathLike], write: Callable[[Path
         raise
     _fsync_directory(path.parent)
     return path
+
+
+def _temporary_name(path: Path, pid: int, token: str) -> str:
+    """The name of a write's temporary sibling: hidden, naming the writing process, keeping the suffix."""
+    return f".{path.stem}.{pid}-{token}.tmp{path.suffix}"
+
+
+def _temporary_pattern(path: Path) -> "re.Pattern[str]":
+    """Matches the names :func:`_temporary_name` gives for ``path`` (8-hex tokens), capturing the pid."""
+    return re.compile(rf"\.{re.escape(path.stem)}\.(\d+)-[0-9a-f]{{8}}\.tmp{re.escape(path.suffix)}")
 
 
 def atomic_write(path: Path, data: Union[bytes, str]) -> None:
@@ -80,3 +91,39 @@ def sha256_of_file(path: Path) -> "hashlib._Hash":
         for chunk in iter(lambda: handle.read(HASH_CHUNK_BYTES), b""):
             digest.update(chunk)
     return digest
+
+
+def remove_stale_temporaries(path: Union[str, os.PathLike]) -> List[Path]:
+    """Remove the temporary files that killed writes of ``path`` left beside it.
+
+    A write killed with SIGKILL cannot remove its temporary file (:func:`_temporary_name`), which may
+    be as large as the file (a checkpoint). Only files of exactly that name pattern are removed, and
+    only those whose process is gone: a live process may be writing one.
+
+    Returns:
+        The files removed.
+    """
+    path = Path(path)
+    pattern = _temporary_pattern(path)
+    removed = []
+    for candidate in path.parent.iterdir():
+        match = pattern.fullmatch(candidate.name)
+        if match and not candidate.is_dir() and not _is_running(int(match.group(1))):
+            candidate.unlink(missing_ok=True)  # a link is removed itself, never what it points to
+            removed.append(candidate)
+    return removed
+
+
+def _is_running(pid: int) -> bool:
+    """Whether a process with this id exists (on this machine); a process of another user counts too."""
+    if os.name != "posix":
+        return True  # on Windows os.kill(pid, 0) would terminate the process: keep its files
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, OSError):
+        return False
+    return True

@@ -42,7 +42,7 @@ def test_resume_starts_from_the_checkpoints_config(tmp_path):
     checkpoint.update(step=6, config=dataclasses.asdict(saved))
     save_checkpoint(checkpoint, tmp_path / "checkpoint.pt")
     args = standalone_parser().parse_args(["--resume", str(tmp_path), "--steps", "20"])
-    assert cli.config_from_args(args) == dataclasses.replace(saved, steps=20)
+    assert cli.config_from_args(args) == dataclasses.replace(saved, steps=20, out_dir=str(tmp_path))
 
 
 def test_bad_input_exits_with_code_2_and_a_message(capsys):

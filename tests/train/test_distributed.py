@@ -9,12 +9,19 @@ import torch
 import torch.distributed as dist
 
 from vader_hub.train.distributed import has_process_group, is_distributed, is_main_process, world_size
+from vader_hub.train.encoders import build_encoder
 
 from .test_resume import REPO, environment, trainer_command
 
 
 def logged_losses(run_dir):
     return [json.loads(line)["loss"] for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def initial_weights(config):
+    """The weights both runs start from: the trainer seeds, then builds the encoder (the key encoder is its copy)."""
+    torch.manual_seed(config.seed)
+    return build_encoder(config, torch.device("cpu")).state_dict()
 
 
 def test_two_processes_match_one_process(tiny_config, tmp_path):
@@ -34,11 +41,18 @@ def test_two_processes_match_one_process(tiny_config, tmp_path):
                           rtol=1e-5)
     one = torch.load(single_dir / "checkpoint.pt", weights_only=True)
     two = torch.load(double_dir / "checkpoint.pt", weights_only=True)
+    initial = initial_weights(config)
     for part in ("encoder", "momentum_encoder"):
         for name, tensor in one[part].items():
-            if tensor.is_floating_point():  # float tolerance: relative to the tensor's norm
+            if tensor.is_floating_point():
+                # The runs differ only in the order of float sums (gradients all-reduced, BN statistics
+                # gathered), so they differ by round-off carried through the updates: bound it by how far
+                # training moved the tensor, not by its size (a bias that starts at 0 is all update), plus
+                # a few float32 ulps of its values (a scale that barely moved).
                 error = (two[part][name] - tensor).norm()
-                assert error <= 1e-4 * tensor.norm() + 1e-6, f"{part}.{name} differs by {error:.2e}"
+                moved = (tensor - initial[name]).norm()
+                assert error <= 1e-2 * moved + 1e-6 * tensor.norm(), \
+                    f"{part}.{name} differs by {error:.2e}; training moved it by {moved:.2e}"
     changed = [name for name, tensor in one["encoder"].items()
                if tensor.is_floating_point() and not torch.equal(tensor, one["momentum_encoder"][name])]
     assert changed, "training must have moved the encoder away from the momentum encoder"

@@ -2,8 +2,11 @@
 
 One :class:`FaultServer` serves plain mirror paths and Hugging Face ``/{repo}/resolve/{commit}/{file}``
 paths (HEAD with ``X-Repo-Commit``, ``ETag``, ``Content-Length``; GET honouring ``Range``; a
-missing file is a 404 with ``X-Error-Code: EntryNotFound``), and the few Hub API routes an upload
-uses (create repo, validate README, preupload, commit). Each path can misbehave in one way:
+missing file is a 404 with ``X-Error-Code: EntryNotFound``), the few Hub API routes an upload
+uses (create repo, validate README, preupload, commit), and the repo record ``model_info`` reads
+(``/api/models/{repo}/revision/{rev}?blobs=true``: the commit, and per file its size, git blob id
+and, for ``.safetensors`` files as on the Hub, an LFS sha256, all taken when the commit was made).
+A commit also moves the repo's ``main``. Each path can misbehave in one way:
 
     ok          the file, honouring Range
     truncate    announces the whole length, sends half of what was asked, closes
@@ -50,6 +53,7 @@ class ServerState:
     files: Dict[str, Served] = field(default_factory=dict)
     log: List[RequestRecord] = field(default_factory=list)
     commits: List[Tuple[str, Dict[str, bytes]]] = field(default_factory=list)
+    records: Dict[Tuple[str, str], dict] = field(default_factory=dict)  # (repo, commit or "main") -> model_info
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -155,6 +159,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve(with_body=False)
 
     def do_GET(self) -> None:
+        parts = self.path.split("?")[0].strip("/").split("/")
+        if parts[:2] == ["api", "models"] and (len(parts) == 4 or len(parts) == 6 and parts[4] == "revision"):
+            record = self.state.records.get((f"{parts[2]}/{parts[3]}", parts[5] if len(parts) == 6 else "main"))
+            return self._json(200, record) if record else self._json(404, {"error": "Revision Not Found"},
+                                                                       {"X-Error-Code": "RevisionNotFound"})
         self._serve(with_body=True)
 
     def do_POST(self) -> None:
@@ -182,9 +191,24 @@ class _Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             self.state.commits.append((repo_id, files))
             for path, data in files.items():
-                self.state.files[f"/{repo_id}/resolve/{commit}/{path}"] = Served(data, commit=commit)
+                for revision in (commit, "main"):
+                    self.state.files[f"/{repo_id}/resolve/{revision}/{path}"] = Served(data, commit=commit)
+            record = _repo_record(repo_id, commit, files)
+            self.state.records[(repo_id, commit)] = self.state.records[(repo_id, "main")] = record
         url = f"http://{self.headers['Host']}/{repo_id}/commit/{commit}"
         self._json(200, {"commitUrl": url, "commitOid": commit, "success": True})
+
+
+def _repo_record(repo_id: str, commit: str, files: Dict[str, bytes]) -> dict:
+    """What the Hub's API says of a commit's files; ``.safetensors`` files are LFS files there."""
+    siblings = []
+    for path, data in files.items():
+        sibling = {"rfilename": path, "size": len(data),
+                   "blobId": hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()}
+        if path.endswith(".safetensors"):
+            sibling["lfs"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "pointerSize": 134}
+        siblings.append(sibling)
+    return {"id": repo_id, "modelId": repo_id, "sha": commit, "siblings": siblings, "private": False}
 
 
 class _QuietServer(ThreadingHTTPServer):

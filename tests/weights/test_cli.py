@@ -3,7 +3,9 @@ import argparse
 import json
 
 import pytest
+import timm
 import torch
+import torchvision
 from safetensors import safe_open
 
 from vader_hub.cli.weights import register
@@ -80,9 +82,14 @@ def test_unknown_name_fails_readably(capsys):
     assert "no manifest entry named 'vader_r18_fpn.nope'" in capsys.readouterr().err
 
 
-def test_export_a_trainer_checkpoint_into_a_manifest(tmp_path, capsys):
-    module = small_module(seed=2)
-    checkpoint = {"encoder": module.state_dict(), "config": {"model": "vader_r18_fpn", "data": "coco", "lr": 0.03},
+@pytest.fixture(scope="module")
+def r18():
+    torch.manual_seed(2)
+    return timm.create_model("vader_r18_fpn")
+
+
+def test_export_a_trainer_checkpoint_into_a_manifest(r18, tmp_path, capsys):
+    checkpoint = {"encoder": r18.state_dict(), "config": {"model": "vader_r18_fpn", "data": "coco", "lr": 0.03},
                   "step": 123, "optimizer": {"state": {}}}
     torch.save(checkpoint, tmp_path / "checkpoint.pt")
     metrics = tmp_path / "metrics.json"
@@ -95,11 +102,22 @@ def test_export_a_trainer_checkpoint_into_a_manifest(tmp_path, capsys):
     assert entry.provenance["steps"] == 123 and entry.provenance["config"]["lr"] == 0.03
     assert entry.provenance["data"] == "coco"
     with safe_open(str(tmp_path / "out" / "model.safetensors"), "pt") as handle:
-        assert torch.equal(handle.get_tensor("0.weight"), module[0].weight)
+        assert torch.equal(handle.get_tensor("trunk.conv1.weight"), r18.trunk.conv1.weight)
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["pretrained_cfg"]["crop_pct"] == 1.0 and config["model_args"]["num_classes"] == 0
 
 
-def test_export_a_state_dict_needs_an_architecture(tmp_path, capsys):
-    torch.save(small_module().state_dict(), tmp_path / "sd.pt")
+def test_export_refuses_a_state_dict_of_another_network_with_the_loaders_report(tmp_path, capsys):
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "tv_r18.pth")
+    out = tmp_path / "out"
+    assert run("export", str(tmp_path / "tv_r18.pth"), "--out", str(out), "--model", "vader_r18_fpn") == 2
+    error = capsys.readouterr().err
+    assert "does not match VaderFPN" in error and "missing from the file (151)" in error
+    assert "unexpected in the file" in error and not out.exists()
+
+
+def test_export_a_state_dict_needs_an_architecture(r18, tmp_path, capsys):
+    torch.save(r18.state_dict(), tmp_path / "sd.pt")
     assert run("export", str(tmp_path / "sd.pt"), "--out", str(tmp_path / "out")) == 2
     assert "pass --model" in capsys.readouterr().err
     out = str(tmp_path / "out")
@@ -120,16 +138,16 @@ def test_export_refuses_arbitrary_pickles(tmp_path, capsys):
     assert "weights_only=True" in capsys.readouterr().err
 
 
-def test_publish_dry_run_uploads_nothing(server, exported, capsys):
-    assert run("publish", str(exported.result.weights.parent), "--repo-id", "org/v", "--dry-run",
+def test_publish_dry_run_uploads_nothing(server, r18_exported, capsys):
+    assert run("publish", str(r18_exported.result.weights.parent), "--repo-id", "org/v", "--dry-run",
                "--endpoint", server.base_url) == 0
     assert capsys.readouterr().out.count("would upload") == 3
     assert server.state.log == []
 
 
-def test_publish_to_a_loopback_hub(server, exported, tmp_path, capsys):
+def test_publish_to_a_loopback_hub(server, r18_exported, tmp_path, capsys):
     manifest = tmp_path / "published.json"
-    assert run("publish", str(exported.result.weights.parent), "--repo-id", "org/v", "--endpoint", server.base_url,
+    assert run("publish", str(r18_exported.result.weights.parent), "--repo-id", "org/v", "--endpoint", server.base_url,
                "--manifest", str(manifest)) == 0
     (entry,) = read_manifest_file(manifest)
     assert entry.sources[0].repo_id == "org/v" and entry.sources[0].revision in capsys.readouterr().out

@@ -8,13 +8,16 @@
 ``extract`` writes, per image, ``<stem>.safetensors`` (tensor ``features``, (128, ceil(H/4),
 ceil(W/4)), L2-normalised; metadata ``model``, ``tag``, ``weights``, ``stride``, ``input_size`` and
 ``image_size`` as JSON (height, width) pairs, ``source``) and ``<stem>_pca.png``. An image that cannot
-be read is reported and skipped (exit status 1, done in part); the others are still written.
+be read is reported and skipped (exit status 1, done in part); the others are still written. Without
+``--short-side``, an image file over ``MAX_PIXELS`` is refused from its header, before it is decoded.
+An ``--out`` that cannot take files is refused before the model is loaded.
 """
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 from safetensors.torch import save_file
 from torch import nn
@@ -22,7 +25,7 @@ from tqdm import tqdm
 
 from ..checks import positive_int_argument
 from ..features.extract import extract_dense_features
-from ..features.inputs import load_image, target_size
+from ..features.inputs import MAX_PIXELS, load_image, target_size
 from ..features.matching import Matches, match_features, match_features_dense, rescale_points
 from ..features.pictures import correspondence_image, pca_image
 from ..fileio import write_through_temporary
@@ -79,6 +82,7 @@ def run_extract(args: argparse.Namespace) -> int:
     overwritten = [str(path) for path in outputs if path.resolve() in inputs]
     if overwritten:
         raise ValueError(f"writing {overwritten} would overwrite input images; pick another --out folder")
+    _check_output_folder(args.out)
     chosen = load_model(args, args.device)
     model, provenance = chosen.model, _provenance(chosen)
     failures = 0
@@ -93,8 +97,33 @@ def run_extract(args: argparse.Namespace) -> int:
     return DONE_IN_PART if failures else DONE
 
 
+def _check_output_folder(out: Path) -> None:
+    """Check that ``--out`` is, or can be created as, a folder that takes files, before any work.
+
+    Nothing is created here: a command refused later (an unknown model, say) leaves no folder behind.
+
+    Raises:
+        NotADirectoryError: If ``out``, or a path above it, is a file.
+        PermissionError: If the folder, or the one it would be created in, is not writable.
+    """
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file; extract writes a folder of files there: name a folder"
+                                 if existing == out else f"cannot create the --out folder {out}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write into the --out folder {out}" + ("" if existing == out else
+                              f" (nor create it in {existing})") + ": permission denied; choose another folder")
+
+
+def _decode_limit(args: argparse.Namespace) -> Optional[int]:
+    """The largest image file worth decoding: without --short-side the network sees it whole, so MAX_PIXELS."""
+    return MAX_PIXELS if args.short_side is None else None
+
+
 def _extract_one(path: Path, out_stem: Path, model: nn.Module, provenance: Dict[str, str], args) -> None:
-    image = load_image(path)  # (3, H, W)
+    image = load_image(path, max_pixels=_decode_limit(args))  # (3, H, W)
     image_size = tuple(image.shape[-2:])
     input_size = target_size(*image_size, short_side=args.short_side)
     features = extract_dense_features(image, model, short_side=args.short_side, autocast=args.autocast)
@@ -124,7 +153,7 @@ def _match(args: argparse.Namespace) -> Matches:
     if args.out.resolve() in inputs:
         raise ValueError(f"writing {args.out} would overwrite an input image; pick another --out file")
     model = load_model(args, args.device).model
-    images = [load_image(args.image_a), load_image(args.image_b)]  # (3, H, W) each
+    images = [load_image(path, max_pixels=_decode_limit(args)) for path in (args.image_a, args.image_b)]  # (3, H, W)
     features = extract_dense_features(images, model, short_side=args.short_side, autocast=args.autocast)
     matches = MATCHERS[args.mode](features[0], features[1])
     drawn_sizes = [tuple(image.shape[-2:]) for image in images]

@@ -9,17 +9,19 @@
 """
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import List
 
-from ..models import widths_of
-from ..weights.cache import cached_path, list_cached_files, lock_path, partial_path, remove_cached
+from ..models import hub_config, model_for_state_dict
+from ..weights.cache import cached_path, list_cached_files, list_locks, lock_path, partial_path, remove_cached
 from ..weights.errors import ChecksumMismatchError
 from ..weights.export import DEFAULT_LICENSE, export_weights
 from ..weights.hf import evict
-from ..weights.manifest import Manifest, WeightsEntry, read_manifests, write_entry
+from ..weights.manifest import Manifest, WeightsEntry, read_manifests, read_readable_manifests, write_entry
 from ..weights.publish import prepare_publish, publish
 from ..weights.resolve import ResolveOptions, cached_copies, resolve_entry
+from ..weights.safefs import Removal, describe_os_error
 from ..weights.verify import read_verified
 from .inputs import read_weights_input
 from .options import add_architecture_argument, add_output_argument
@@ -50,7 +52,9 @@ def _human(size: int) -> str:
 
 @reporting_errors
 def run_list(args: argparse.Namespace) -> int:
-    manifest = read_manifests()
+    manifest = read_readable_manifests()
+    for problem in manifest.problems:
+        print(f"vader-hub weights: a manifest was left out: {problem}", file=sys.stderr)
     options = ResolveOptions.from_env()
     rows = [{"name": e.name, "size": e.size, "sha256": e.sha256, "license": e.license,
              "cached": [str(p) for p in cached_copies(e, options)]} for e in manifest.entries]
@@ -65,7 +69,7 @@ def run_list(args: argparse.Namespace) -> int:
         for row in rows:
             print(f"{row['name']:40} {_human(row['size']):>10}  {row['license']:16} "
                   f"{row['cached'][0] if row['cached'] else '-'}")
-    return DONE
+    return DONE_IN_PART if manifest.problems else DONE
 
 
 @reporting_errors
@@ -97,33 +101,43 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def _clean_targets(args: argparse.Namespace, options: ResolveOptions) -> List[Path]:
+    root = options.cache_dir
     if args.names:
         entries = _entries(read_manifests(), args.names)
-        own = [p for e in entries for p in (cached_path(e, options.cache_dir),
-                                            partial_path(cached_path(e, options.cache_dir)),
-                                            lock_path(e, options.cache_dir)) if p.is_file()]
+        own = [p for e in entries for p in (cached_path(e, root), partial_path(cached_path(e, root)),
+                                            lock_path(e, root))]
         return own + [p for e in entries for p in cached_copies(e, options) if p not in own]
-    own = list_cached_files(options.cache_dir)
-    locks = sorted((options.cache_dir / "locks").glob("*.lock"))
+    own = list_cached_files(root) + list_locks(root)
     hub = [p for e in read_manifests().entries for p in cached_copies(e, options) if p not in own]
-    return own + locks + hub
+    return own + hub
+
+
+def _removals(path: Path, options: ResolveOptions, dry_run: bool) -> List[Removal]:
+    """What cleaning ``path`` removes: a vader-hub cache entry, or a Hub file's pointer and blob."""
+    if path.is_relative_to(options.cache_dir):
+        removal = remove_cached(path, options.cache_dir, dry_run=dry_run)
+        return [] if removal is None else [removal]
+    return evict(path, dry_run=dry_run)
 
 
 @reporting_errors
 def run_clean(args: argparse.Namespace) -> int:
     options = ResolveOptions.from_env()
-    freed = 0
+    removed, kept = {}, 0
     for path in _clean_targets(args, options):
-        size = path.stat().st_size if path.is_file() else 0
-        if not args.dry_run:
-            if path.is_relative_to(options.cache_dir):
-                remove_cached(path)
-            else:
-                evict(path)
-        freed += size
-        print(f"{'would remove' if args.dry_run else 'removed'} {path}")
+        try:
+            removals = _removals(path, options, args.dry_run)
+        except OSError as error:  # a folder where a file belongs, a read-only cache: left as it is
+            kept += 1
+            print(f"vader-hub weights: left {describe_os_error(error)}", file=sys.stderr)
+            continue
+        for removal in removals:
+            if removal.path not in removed:  # a link standing for several entries is removed once
+                removed[removal.path] = removal
+                print(f"{'would remove' if args.dry_run else 'removed'} {removal.describe()}")
+    freed = sum(removal.size for removal in removed.values())
     print(f"{'would free' if args.dry_run else 'freed'} {_human(freed)}")
-    return DONE
+    return DONE_IN_PART if kept else DONE
 
 
 def _json_file(path: Path, what: str) -> dict:
@@ -143,10 +157,11 @@ def run_export(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.input} does not record its architecture; pass --model (e.g. vader_r18_fpn)")
     if args.model and source.architecture and args.model != source.architecture:
         raise ValueError(f"{args.input} is for {source.architecture}, not --model {args.model}")
+    model = model_for_state_dict(architecture, source.state_dict, str(args.input))
     provenance = {**source.provenance, **_json_file(args.provenance, "provenance")}
     result = export_weights(source.state_dict, architecture, args.out, tag=args.tag, provenance=provenance,
                             license=args.license, metrics=_json_file(args.metrics, "metrics"), half=args.half,
-                            **widths_of(source.state_dict))
+                            config=hub_config(model))
     if args.manifest:
         write_entry(args.manifest, result.entry)
         print(f"added {result.entry.name} to {args.manifest}")

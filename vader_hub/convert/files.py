@@ -9,12 +9,13 @@ only once complete, so an interrupted conversion never leaves a truncated file b
 import argparse
 import os
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Union
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..fileio import write_through_temporary
@@ -51,33 +52,67 @@ def _is_safetensors(path: Path) -> bool:
 
 
 def _read_safetensors(path: Path) -> Checkpoint:
-    with safe_open(str(path), framework="pt") as handle:
-        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-        metadata = dict(handle.metadata() or {})
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+            metadata = dict(handle.metadata() or {})
+    except SafetensorError as error:
+        raise ValueError(f"{path} is a damaged safetensors file ({_one_line(error)}); "
+                         "export or download it again") from error
     return Checkpoint(path=path, content=tensors, file_format="safetensors", metadata=metadata)
 
 
+def read_torch_file(path: PathLike) -> Any:
+    """The object a ``torch.save`` file holds, unpickled with ``weights_only=True`` and the allow-list only.
+
+    Args:
+        path: The file; a safetensors name is read as a pickle all the same.
+
+    Returns:
+        What the file holds (for checkpoints, a dict of tensors and plain values).
+
+    Raises:
+        OSError: If the file cannot be opened.
+        ValueError: In one line, whatever torch.load raised: if the file needs unsafe unpickling (naming
+            the classes that blocked it) or is not a complete ``torch.save`` file (empty, truncated,
+            another format).
+    """
+    path = Path(path)
+    # A file object, not the path: torch.load would hand a '.safetensors' name to safetensors.
+    with torch.serialization.safe_globals(list(SAFE_PICKLE_CLASSES)), path.open("rb") as handle:
+        try:
+            with warnings.catch_warnings():
+                # torch warns about the pickle protocol of files it is about to refuse, or read all the same
+                warnings.filterwarnings("ignore", message="Detected pickle protocol")
+                return torch.load(handle, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            raise ValueError(
+                f"{path} cannot be read with torch.load(weights_only=True): {_refusal_reason(path, error)}. "
+                "vader-hub never unpickles arbitrary objects. If you trust this file, re-save just its tensors "
+                "(torch.save({'state_dict': model_state_dict}, 'clean.pth')) and use that."
+            ) from error
+        # A damaged file raises any of RuntimeError, EOFError, OSError (a seek past the end), struct.error, ...
+        except Exception as error:
+            raise ValueError(
+                f"{path} is neither a safetensors file nor a complete torch.save checkpoint "
+                f"({type(error).__name__}: {_one_line(error) or 'no more data'}): it is empty, truncated (copy "
+                "it again) or of another format (detectron2 .pkl files and other plain pickles are not read)"
+            ) from error
+
+
 def _read_pickle(path: Path) -> Checkpoint:
-    try:
-        # A file object, not the path: torch.load would hand a '.safetensors' name to safetensors.
-        with torch.serialization.safe_globals(list(SAFE_PICKLE_CLASSES)), path.open("rb") as handle:
-            content = torch.load(handle, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise ValueError(
-            f"{path} cannot be read with torch.load(weights_only=True): {_refusal_reason(path, error)}. "
-            "vader-hub never unpickles arbitrary objects. If you trust this file, re-save just its tensors "
-            "(torch.save({'state_dict': model_state_dict}, 'clean.pth')) and convert that."
-        ) from error
-    except RuntimeError as error:
-        raise ValueError(
-            f"{path} is neither a safetensors file nor a torch.save checkpoint ({error}). "
-            "detectron2 .pkl files and other plain pickles are not read: convert from the original checkpoint."
-        ) from error
+    content = read_torch_file(path)
     if not isinstance(content, Mapping):
         raise ValueError(
             f"{path} holds a {type(content).__name__}, not a dict of tensors; save the model's state_dict() instead"
         )
     return Checkpoint(path=path, content=content, file_format="torch")
+
+
+def _one_line(error: BaseException, limit: int = 300) -> str:
+    """An error's message on one line, cut to ``limit`` characters (torch's run to whole paragraphs)."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _refusal_reason(path: Path, error: Exception) -> str:

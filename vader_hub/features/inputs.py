@@ -14,11 +14,15 @@ Arrays and tensors may be uint8 (0..255), uint16 (0..65535) or float in [0, 1]; 
 is refused, as it is almost always a 0..255 float image or an already-normalised one.
 
 Each input becomes one (3, H, W) float32 tensor, on the device it came from. Every bad input raises a
-``TypeError`` or ``ValueError`` that names the problem before anything reaches the network.
+``TypeError`` or ``ValueError`` that names the problem before anything reaches the network. With
+``max_pixels``, an image file is measured from its header and refused before it is decoded, so a
+small file that decodes to gigabytes costs neither the memory nor the time.
 """
+import contextlib
 import os
+import warnings
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -54,11 +58,13 @@ class LoadedImages:
     single: bool
 
 
-def load_images(img: Union[ImageInput, Sequence[ImageInput]]) -> LoadedImages:
+def load_images(img: Union[ImageInput, Sequence[ImageInput]], max_pixels: Optional[int] = None) -> LoadedImages:
     """Convert any accepted input (see the module docstring) into RGB float tensors.
 
     Args:
         img: One image, a batch (NxHxWxC array or BxCxHxW tensor), or a list or tuple of single images.
+        max_pixels: Refuse image files and PIL images of more pixels (H * W) than this, files before
+            they are decoded; None: no limit beyond PIL's decompression-bomb guard.
 
     Returns:
         The images and whether the input was a single image.
@@ -66,24 +72,25 @@ def load_images(img: Union[ImageInput, Sequence[ImageInput]]) -> LoadedImages:
     Raises:
         TypeError: For an unsupported type or dtype.
         ValueError: For an empty input, a zero-size image, NaN or inf, values out of range, a wrong
-            number of channels or dimensions, or an unreadable image file.
+            number of channels or dimensions, an unreadable image file, or one over ``max_pixels``.
         FileNotFoundError: For a path that does not exist.
     """
     if isinstance(img, (list, tuple)):
         if len(img) == 0:
             raise ValueError("got an empty list of images; pass at least one image")
-        images = [_load_list_item(item, index) for index, item in enumerate(img)]
+        images = [_load_list_item(item, index, max_pixels) for index, item in enumerate(img)]
         return LoadedImages(images=images, single=False)
     if isinstance(img, (np.ndarray, torch.Tensor)) and img.ndim == 4:
         return LoadedImages(images=list(_batch_to_rgb(img).unbind(0)), single=False)
-    return LoadedImages(images=[load_image(img)], single=True)
+    return LoadedImages(images=[load_image(img, max_pixels)], single=True)
 
 
-def load_image(img: ImageInput) -> torch.Tensor:
+def load_image(img: ImageInput, max_pixels: Optional[int] = None) -> torch.Tensor:
     """Convert one image (PIL, path, HxW/HxWxC array, HxW/CxHxW tensor) into a (3, H, W) float tensor.
 
     Args:
         img: One image.
+        max_pixels: As :func:`load_images`: a file over it is refused from its header, undecoded.
 
     Returns:
         A (3, H, W) float32 tensor in [0, 1].
@@ -92,9 +99,10 @@ def load_image(img: ImageInput) -> torch.Tensor:
         TypeError, ValueError, FileNotFoundError: As :func:`load_images`.
     """
     if isinstance(img, Image.Image):
+        check_pixel_limit(img.height, img.width, max_pixels)
         return _from_pil(img)
     if isinstance(img, (str, os.PathLike)):
-        return _from_path(img)
+        return _from_path(img, max_pixels)
     if isinstance(img, (np.ndarray, torch.Tensor)):
         layouts = "HxW, HxWxC or NxHxWxC" if isinstance(img, np.ndarray) else "HxW, CxHxW or BxCxHxW"
         if img.ndim > 4 or img.ndim < 2:
@@ -108,16 +116,30 @@ def load_image(img: ImageInput) -> torch.Tensor:
     )
 
 
-def _load_list_item(item: ImageInput, index: int) -> torch.Tensor:
+def check_pixel_limit(height: int, width: int, max_pixels: Optional[int], what: str = "image") -> None:
+    """Refuse an image of more than ``max_pixels`` pixels (None: no limit), saying how to shrink it.
+
+    Raises:
+        ValueError: Naming ``what``, its size and the limit.
+    """
+    if max_pixels is not None and height * width > max_pixels:
+        raise ValueError(
+            f"{what} is {height}x{width} = {height * width / 1e6:.1f} megapixels, over the limit of "
+            f"max_pixels={max_pixels}; pass short_side= or size= to shrink it, or raise max_pixels if you "
+            "have the memory (vader_r50_fpn on CPU needs about 0.4 GB per megapixel)"
+        )
+
+
+def _load_list_item(item: ImageInput, index: int, max_pixels: Optional[int]) -> torch.Tensor:
     if isinstance(item, (list, tuple)):
         raise TypeError(f"image {index} of the list is itself a {type(item).__name__}; lists cannot be nested")
     try:
-        return load_image(item)
+        return load_image(item, max_pixels)
     except (TypeError, ValueError) as error:
         raise type(error)(f"image {index} of the list: {error}") from error
 
 
-def _from_path(path: Union[str, os.PathLike]) -> torch.Tensor:
+def _from_path(path: Union[str, os.PathLike], max_pixels: Optional[int]) -> torch.Tensor:
     text = os.fspath(path)
     if isinstance(text, bytes):
         raise TypeError("byte-string paths are not supported; pass a str or pathlib.Path")
@@ -128,11 +150,22 @@ def _from_path(path: Union[str, os.PathLike]) -> torch.Tensor:
     if os.path.isdir(text):
         raise ValueError(f"{text} is a directory; pass image files (e.g. a glob of the directory's contents)")
     try:
-        with Image.open(text) as opened:
+        with _quiet_bomb_warning(max_pixels), Image.open(text) as opened:
+            # Image.open has read only the header: measure before decoding
+            check_pixel_limit(opened.height, opened.width, max_pixels, f"image file {text} (from its header)")
             opened.load()  # decode now, so a truncated file fails here, with its name
             return _from_pil(opened)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as error:
         raise ValueError(f"could not read image file {text}: {error}") from error
+
+
+@contextlib.contextmanager
+def _quiet_bomb_warning(max_pixels: Optional[int]) -> Iterator[None]:
+    """Silence PIL's decompression-bomb warning where ``max_pixels`` refuses every image it warns about."""
+    with warnings.catch_warnings():
+        if max_pixels is not None and Image.MAX_IMAGE_PIXELS is not None and max_pixels <= Image.MAX_IMAGE_PIXELS:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
 
 
 def _from_pil(image: Image.Image) -> torch.Tensor:

@@ -18,7 +18,9 @@ Other layers never parse a checkpoint: `is_trainer_checkpoint` tells them which 
 only detects the `encoder` key, its layout "vader-hub-trainer"). Checkpoints written before the
 queue had its own entry (`queue`, `queue_ids`, `queue_ptr` at the top level) are still read, so
 existing runs resume. A write goes to a temporary file in the same folder, is flushed to disk, and
-is then renamed over the old checkpoint, so a crash at any moment leaves the last good checkpoint.
+is then renamed over the old checkpoint, so a crash at any moment leaves the last good checkpoint;
+the temporary file of a write killed outright is removed by the next save (`remove_stale_temporaries`).
+Reading goes through `vader_hub.convert.files.read_torch_file`, which never unpickles code.
 """
 
 import dataclasses
@@ -30,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..fileio import write_through_temporary
+from ..convert.files import read_torch_file
+from ..fileio import remove_stale_temporaries, write_through_temporary
 from ..weights.errors import NotAWeightsFileError
 from .provenance import code_version
 from .state import TrainState
@@ -99,6 +102,7 @@ def save_checkpoint(checkpoint: dict[str, object], path: str | os.PathLike) -> P
         raise ValueError(f"checkpoint is missing {missing}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     return write_through_temporary(path, lambda temporary: torch.save(checkpoint, temporary))
 
 
@@ -124,15 +128,19 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, object]:
 
     Raises:
         FileNotFoundError: if there is no checkpoint at `path`.
-        ValueError: if the file is not a trainer checkpoint (required keys missing).
+        ValueError: in one line, if the file is not a trainer checkpoint: empty, truncated, another
+            format, pickled objects `weights_only` refuses (never unpickled), or required keys missing.
     """
     path = resolve_checkpoint_path(path)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = read_torch_file(path)
     missing = _missing_keys(checkpoint, REQUIRED_KEYS)
     if not missing and not isinstance(checkpoint["queue"], dict):
         missing = _missing_keys(checkpoint, FLAT_QUEUE_KEYS)
     if missing:
         raise ValueError(f"{str(path)!r} is not a vader-hub training checkpoint: missing {missing}")
+    if not isinstance(checkpoint["config"], dict) or not isinstance(checkpoint["step"], int):
+        raise ValueError(f"{str(path)!r} is not a vader-hub training checkpoint: its 'config' must be a dict "
+                         "and its 'step' an integer")
     return _with_nested_queue(checkpoint)
 
 
@@ -153,10 +161,9 @@ def read_trained_weights(path: str | os.PathLike) -> TrainedWeights:
     """
     path = resolve_checkpoint_path(path)
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises UnpicklingError, RuntimeError or EOFError for foreign files
-        raise NotAWeightsFileError(f"{path} could not be read with torch.load(weights_only=True) "
-                                   f"({type(error).__name__}: {error})") from error
+        checkpoint = read_torch_file(path)
+    except ValueError as error:
+        raise NotAWeightsFileError(str(error)) from error
     missing = _missing_keys(checkpoint, TRAINER_KEYS)
     if missing:
         raise NotAWeightsFileError(f"{path} is not a vader-hub trainer checkpoint: missing {missing}")

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from ..convert.trunk import load_trunk, load_trunk_into
+from ..weights.names import check_architecture
 from .batchnorm import convert_split_batchnorm
 from .config import TrainConfig
 
@@ -23,11 +24,9 @@ def build_encoder(config: TrainConfig, device: torch.device) -> nn.Module:
     starts the trunk from `config.init` (`state.build_state` does both).
 
     Raises:
-        ValueError: for an unknown model name (listing the vader_* models).
+        UnknownModelError: for a name that is not a VADeR model (a ValueError listing them).
     """
-    if not timm.is_model(config.model):
-        raise ValueError(f"unknown model {config.model!r}; available: {timm.list_models('vader_*')}")
-    encoder = convert_split_batchnorm(timm.create_model(config.model), config.bn_group_size)
+    encoder = convert_split_batchnorm(timm.create_model(check_architecture(config.model)), config.bn_group_size)
     return encoder.to(device).train()
 
 

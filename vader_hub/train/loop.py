@@ -7,11 +7,14 @@
 A run folder holds `config.json` (the resolved config), `data.txt` (the images used),
 `log.jsonl`, `checkpoint.pt` (atomic, every `checkpoint_every` steps and at the end) and
 `export/` (the query encoder as release weights, through `vader_hub.weights.export_weights`).
+A run writes only into a folder without another run's files: a resume continues the run in its
+own folder, and `overwrite=True` (`--overwrite`) replaces the run a folder holds.
 """
 
 import dataclasses
 import json
 import math
+import os
 import textwrap
 import time
 from dataclasses import dataclass
@@ -21,21 +24,33 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..fileio import atomic_write
+from ..models import hub_config
 from ..pathlist import write_path_list
 from ..weights import ExportResult, export_weights
+from ..weights.export import EXPORT_FILES
+from ..weights.names import check_architecture
 from .batchnorm import sync_running_stats
-from .checkpoint import CHECKPOINT_NAME, assemble_checkpoint, load_checkpoint, restore_state, save_checkpoint
+from .checkpoint import (
+    CHECKPOINT_NAME,
+    assemble_checkpoint,
+    load_checkpoint,
+    remove_stale_temporaries,
+    restore_state,
+    save_checkpoint,
+)
 from .config import TrainConfig
 from .data import ImageList, ResumableSampler, ViewPairDataset, build_loader, list_images
 from .distributed import DistributedContext, barrier, has_process_group, setup_distributed, teardown_distributed
 from .progress import ProgressLog
 from .provenance import export_provenance
-from .resume import check_resume, check_resume_data
+from .resume import check_resume, check_resume_data, resumed_run_folder
 from .schedule import learning_rate_at
 from .state import TrainState, build_state, wrap_for_speed
 from .step import NonFiniteLossError, enqueue_keys, key_features, prepare_batch, train_step
 
 PREFILL_EPOCH = 2**32  # the prefill's data stream, apart from every training epoch
+RUN_FILES = (CHECKPOINT_NAME, "config.json", "data.txt", "log.jsonl")  # what a run writes into its folder
+EXPORT_FOLDER = "export"
 
 
 @dataclass(frozen=True)
@@ -81,36 +96,78 @@ class TrainResult:
     wall_time_s: float
 
 
-def train(config: TrainConfig, *, resume: str | Path | None = None, show_progress: bool = True) -> TrainResult:
+def train(config: TrainConfig, *, resume: str | Path | None = None, overwrite: bool = False,
+          show_progress: bool = True) -> TrainResult:
     """Train a VADeR network (one process, or one of several started by torchrun).
 
     Args:
         config: the run's settings; `config.data` is required.
         resume: a run folder or checkpoint to continue exactly from; `config` must then match the
             checkpoint's config except for `resume.RESUMABLE_CHANGES` (a changed `steps` re-plans the schedule).
+        overwrite: replace the run that `config.out_dir` holds (its `RUN_FILES` and export), if it is
+            not the run being resumed; without it such a folder is refused.
         show_progress: draw the tqdm bar on rank 0 (the JSONL log is always written).
 
     Returns:
         A `TrainResult`.
 
     Raises:
-        ValueError: for a missing data source, a config that does not fit the process count, or a
-            resume config that differs from the checkpoint's in a field that changes the maths.
+        ValueError: for a missing data source, a model that is not a VADeR architecture, a config that
+            does not fit the process count, a resume config that differs from the checkpoint's in a
+            field that changes the maths, or a file that is not a trainer checkpoint.
+        FileExistsError: for an `out_dir` that holds another run's files, without `overwrite`.
         FileNotFoundError: for missing data, init or resume files.
         NonFiniteLossError: when the loss becomes NaN or inf (the last good checkpoint is kept).
     """
     if config.data is None:
         raise ValueError("config.data is not set: give a folder of images or a file of image paths (--data)")
+    check_architecture(config.model)
+    replace = _claim_run_folder(Path(config.out_dir), resume, overwrite)
     joined_here = not has_process_group()
     context = setup_distributed(config.device)
     try:
-        return _run(config, context, resume, show_progress)
+        return _run(config, context, resume, replace, show_progress)
     finally:
         if joined_here:
             teardown_distributed()
 
 
-def _run(config: TrainConfig, context: DistributedContext, resume, show_progress: bool) -> TrainResult:
+def _claim_run_folder(out_dir: Path, resume: str | Path | None, overwrite: bool) -> bool:
+    """Check that a run may write into `out_dir`, before any work; returns whether to remove an old run there.
+
+    A folder without `RUN_FILES` or an export is free, and a resume may continue in its own folder;
+    any other run's files are replaced only with `overwrite`.
+
+    Raises:
+        FileExistsError: for another run's folder without `overwrite`, naming the ways on.
+    """
+    found = [name for name in (*RUN_FILES, EXPORT_FOLDER) if os.path.lexists(out_dir / name)]
+    if not found or (resume is not None and _same_folder(out_dir, resumed_run_folder(resume))):
+        return False
+    if overwrite:
+        return True
+    raise FileExistsError(f"{out_dir} already holds a training run ({', '.join(found)}); continue it with "
+                          f"--resume {out_dir}, choose a new --out folder, or pass --overwrite to replace it")
+
+
+def _same_folder(first: Path, second: Path) -> bool:
+    return first.is_dir() and second.is_dir() and os.path.samefile(first, second)
+
+
+def _remove_old_run(out_dir: Path) -> None:
+    """Remove the files an earlier run wrote into `out_dir` (and nothing else), so none mix with the new run's."""
+    export = out_dir / EXPORT_FOLDER
+    exported = [] if export.is_symlink() else [export / name for name in EXPORT_FILES]  # never through a link
+    for path in [out_dir / name for name in RUN_FILES] + exported:
+        if path.is_file() or path.is_symlink():
+            path.unlink()  # a link is removed itself, never what it points to
+    if exported and export.is_dir() and not any(export.iterdir()):
+        export.rmdir()
+    remove_stale_temporaries(out_dir / CHECKPOINT_NAME)
+
+
+def _run(config: TrainConfig, context: DistributedContext, resume, replace: bool,
+         show_progress: bool) -> TrainResult:
     """The run's outline: check, list the data, build, write the run files, prefill, train, export."""
     started = time.perf_counter()
     checkpoint = _load_resume(config, resume)
@@ -122,6 +179,8 @@ def _run(config: TrainConfig, context: DistributedContext, resume, show_progress
     start_step = int(checkpoint["step"]) if checkpoint is not None else 0
     out_dir = Path(config.out_dir)
     if context.is_main:
+        if replace:  # only now, once the new run has its data and state: a failed start keeps the old run
+            _remove_old_run(out_dir)
         _write_run_files(out_dir, config, images)
     log = ProgressLog(out_dir / "log.jsonl", config.steps, start_step, config.batch_size,
                       enabled=context.is_main, show_bar=show_progress)
@@ -163,6 +222,13 @@ def _list_data(config: TrainConfig, checkpoint: dict[str, object] | None) -> Ima
     images = list_images(config.data)
     if checkpoint is not None:
         check_resume_data(checkpoint, images, config.data)
+    if len(images.paths) < 2 and not config.in_image_negatives:
+        raise ValueError(
+            f"the training data {config.data!r} has {len(images.paths)} readable image: a pixel's negatives are "
+            "pixels of other images, so every queued key would be masked and the loss would have no negatives "
+            "(it would sit at 0 and learn nothing); add images, or pass --in-image-negatives to use far pixels "
+            "of the same image as negatives"
+        )
     return images
 
 
@@ -250,4 +316,4 @@ def _export(state: TrainState, images: ImageList, out_dir: Path) -> ExportResult
     config, encoder = state.config, state.encoder
     return export_weights(encoder.state_dict(), config.model, out_dir / "export", tag=config.weights_tag,
                           provenance=export_provenance(config, images), license=config.weights_license,
-                          num_classes=encoder.num_classes, num_features=encoder.num_features)
+                          config=hub_config(encoder))

@@ -3,11 +3,16 @@
 `check_resume` (settings and step count, before anything is built) and `check_resume_data` (once
 the images are listed) are the whole policy. What may change is `RESUMABLE_CHANGES`: settings
 that do not alter what the remaining steps compute, plus `steps`, which re-plans the schedule.
+A resume continues in the folder it was resumed from (`resumed_config`), not in the `out_dir` its
+checkpoint recorded, so resuming a copy of a run folder never writes into the original.
 """
 
 import dataclasses
+import os
 import warnings
+from pathlib import Path
 
+from .checkpoint import load_checkpoint, resolve_checkpoint_path
 from .config import TrainConfig, config_from_dict
 from .data import ImageList
 
@@ -15,6 +20,32 @@ from .data import ImageList
 # `steps`, which re-plans the cosine schedule from the resumed step on (a warning says so).
 RESUMABLE_CHANGES = frozenset({"out_dir", "data", "steps", "num_workers", "log_every", "checkpoint_every",
                                "export", "weights_tag", "weights_license", "compile"})
+
+
+def resumed_run_folder(resume: str | os.PathLike) -> Path:
+    """The run folder a resume continues in: the folder given, or the one holding the checkpoint file given.
+
+    Raises:
+        FileNotFoundError: if there is no checkpoint at `resume`.
+    """
+    return resolve_checkpoint_path(resume).parent
+
+
+def resumed_config(resume: str | os.PathLike) -> TrainConfig:
+    """The config of the checkpoint at `resume`, with `out_dir` the folder it is resumed from.
+
+    Args:
+        resume: a run folder, or a checkpoint file.
+
+    Returns:
+        The checkpoint's `TrainConfig`, writing into `resumed_run_folder(resume)`.
+
+    Raises:
+        FileNotFoundError: if there is no checkpoint at `resume`.
+        ValueError: if the file is not a trainer checkpoint, or its config is not one this version reads.
+    """
+    saved = config_from_dict(load_checkpoint(resume)["config"])
+    return dataclasses.replace(saved, out_dir=str(resumed_run_folder(resume)))
 
 
 def check_resume(config: TrainConfig, checkpoint: dict[str, object]) -> None:

@@ -3,7 +3,10 @@
 The bytes go to ``<final>.part``; an interrupted transfer (dropped connection, killed process) is
 resumed from where it stopped with an HTTP ``Range`` request. The part file is renamed to its
 final name only after its sha256 matches, so the final name only ever holds verified bytes. The
-caller holds the file's lock (see :mod:`vader_hub.weights.resolve`).
+part file is opened without following a link (:func:`.safefs.open_partial`): a link planted at its
+name is dropped, never resumed from or written through. A part file that cannot be written (a
+full disk) is removed rather than kept for a resume. The caller holds the file's lock (see
+:mod:`vader_hub.weights.resolve`, which also makes the cache's folders without following links).
 
 Settings (a :class:`DownloadPolicy`, by default read from the environment):
 ``VADER_HUB_CONNECT_TIMEOUT`` and ``VADER_HUB_READ_TIMEOUT`` (seconds per connect / per read),
@@ -15,9 +18,10 @@ import hashlib
 import ipaddress
 import os
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import BinaryIO, Optional
 from urllib.parse import urlparse
 
 import requests
@@ -28,6 +32,7 @@ from ..checks import env_flag
 from ..fileio import sha256_of_file
 from .cache import PARTIAL_SUFFIX, partial_path
 from .errors import ChecksumMismatchError, DownloadError, SizeLimitError
+from .safefs import open_partial
 
 CHUNK_BYTES = 1 << 20
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -95,22 +100,22 @@ def check_url_allowed(url: str, allow_http: bool) -> None:
     )
 
 
-def _start_offset(response: requests.Response, part: Path, offset: int, url: str) -> int:
+def _start_offset(response: requests.Response, handle: BinaryIO, offset: int, url: str) -> int:
     """Where the response body starts in the file, or raise on an unusable status.
 
-    A resume the server cannot serve drops the partial file, so the next attempt starts over.
+    A resume the server cannot serve empties the partial file, so the next attempt starts over.
     """
     status = response.status_code
     if status == 206:
         content_range = response.headers.get("Content-Range", "")
         if not content_range.startswith(f"bytes {offset}-"):
-            part.unlink(missing_ok=True)
+            handle.truncate(0)
             raise _TransientError(f"asked for bytes from {offset}, got Content-Range {content_range!r}")
         return offset
     if status == 200:
         return 0
     if status == 416:
-        part.unlink(missing_ok=True)
+        handle.truncate(0)
         raise _TransientError("server refused the resume range (416)")
     if status in RETRY_STATUS:
         raise _TransientError(f"HTTP {status} {response.reason}")
@@ -132,14 +137,16 @@ class _Deadline:
             )
 
 
-def _stream_into(response: requests.Response, part: Path, offset: int, size: int, url: str,
+def _stream_into(response: requests.Response, handle: BinaryIO, part: Path, offset: int, size: int, url: str,
                  deadline: _Deadline, progress: Optional[bool]) -> str:
-    """Append the response body to ``part`` (from ``offset``); returns the sha256 of the whole part."""
+    """Write the response body into ``handle`` (``part``, open) from ``offset``; returns the whole part's sha256."""
+    handle.truncate(offset)  # a fresh start (a 200 answer to a resume) drops what was there
     digest = sha256_of_file(part) if offset else hashlib.sha256()
+    handle.seek(offset)
     received = offset
     bar = tqdm(total=size, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
                desc=part.name[: -len(PARTIAL_SUFFIX)], disable=None if progress is None else not progress)
-    with bar, open(part, "ab" if offset else "wb") as handle:
+    with bar:
         while True:
             deadline.check(url, received, size)
             # read1 returns as soon as some bytes arrive, so a trickling server still meets the deadline
@@ -163,22 +170,40 @@ def _stream_into(response: requests.Response, part: Path, offset: int, size: int
     return digest.hexdigest()
 
 
-def _fetch(url: str, part: Path, size: int, policy: DownloadPolicy, deadline: _Deadline,
-           progress: Optional[bool]) -> str:
-    """Extend ``part`` towards ``size`` bytes with one request; returns the sha256 of the whole part."""
-    offset = part.stat().st_size if part.exists() else 0
-    if offset > size:
-        part.unlink()
-        offset = 0
-    headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={offset}-"} if offset else {})}
-    timeout = (policy.connect_timeout, policy.read_timeout)
-    with requests.get(url, headers=headers, stream=True, timeout=timeout) as response:
-        check_url_allowed(response.url, policy.allow_http)  # a redirect must not downgrade to plain http
-        offset = _start_offset(response, part, offset, url)
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and offset + int(declared) > size:
-            raise SizeLimitError(f"{url} announces {offset + int(declared)} bytes, the manifest says {size}")
-        return _stream_into(response, part, offset, size, url, deadline, progress)
+def _fetch(url: str, part: Path, sha256: str, size: int, policy: DownloadPolicy, deadline: _Deadline,
+           progress: Optional[bool]) -> None:
+    """Extend ``part`` to the whole file with one request and check its sha256.
+
+    Raises:
+        _TransientError: a transfer fault, or a resumed file that does not match (then emptied: the
+            next attempt starts over).
+        ChecksumMismatchError: a file fetched from its first byte does not match (then emptied).
+    """
+    with open_partial(part) as handle:
+        offset = handle.seek(0, os.SEEK_END)
+        if offset > size:  # not a start of this file: start over
+            offset = handle.truncate(0)
+        headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={offset}-"} if offset else {})}
+        timeout = (policy.connect_timeout, policy.read_timeout)
+        with requests.get(url, headers=headers, stream=True, timeout=timeout) as response:
+            check_url_allowed(response.url, policy.allow_http)  # a redirect must not downgrade to plain http
+            offset = _start_offset(response, handle, offset, url)
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and offset + int(declared) > size:
+                raise SizeLimitError(f"{url} announces {offset + int(declared)} bytes, the manifest says {size}")
+            digest = _stream_into(response, handle, part, offset, size, url, deadline, progress)
+        if digest == sha256:
+            return
+        handle.truncate(0)
+    if offset:
+        raise _TransientError("sha256 mismatch after resuming a partial file; starting over")
+    raise ChecksumMismatchError(f"{url}: served bytes with sha256 {digest}, the manifest says {sha256}; "
+                                "nothing was kept")
+
+
+def _discard(part: Path) -> None:
+    with suppress(OSError):  # a folder at its name, or a read-only folder: nothing of ours to remove
+        part.unlink(missing_ok=True)
 
 
 def download_file(url: str, final: Path, sha256: str, size: int, policy: Optional[DownloadPolicy] = None,
@@ -200,6 +225,8 @@ def download_file(url: str, final: Path, sha256: str, size: int, policy: Optiona
         DownloadError: refused URL, HTTP error, deadline passed or retries exhausted.
         ChecksumMismatchError: the complete file has another sha256 (nothing is kept).
         SizeLimitError: the server sent more than ``size`` bytes (nothing is kept).
+        OSError: the part file could not be opened or written (a folder at its name, a read-only
+            folder, a full disk, a name too long); a part file of ours is removed.
     """
     policy = policy or DownloadPolicy.from_env()
     check_url_allowed(url, policy.allow_http)
@@ -208,25 +235,24 @@ def download_file(url: str, final: Path, sha256: str, size: int, policy: Optiona
     deadline = _Deadline(policy.deadline, time.monotonic() + policy.deadline)
     failures = []
     while True:
-        resumed = part.exists() and part.stat().st_size > 0
         try:
-            digest = _fetch(url, part, size, policy, deadline, progress)
+            _fetch(url, part, sha256, size, policy, deadline, progress)
+            os.replace(part, final)
+            return final
         except _TransientError as error:
             failures.append(str(error))
         except (requests.ConnectionError, requests.Timeout, urllib3.exceptions.HTTPError) as error:
             failures.append(f"{type(error).__name__}: {error}")
+        except requests.RequestException as error:  # a request that cannot succeed (a bad redirect, a bad URL)
+            raise DownloadError(f"{url}: {type(error).__name__}: {error}") from error
         except (SizeLimitError, ChecksumMismatchError):
-            part.unlink(missing_ok=True)
+            _discard(part)
             raise
-        else:
-            if digest == sha256:
-                os.replace(part, final)
-                return final
-            part.unlink(missing_ok=True)
-            if not resumed:
-                raise ChecksumMismatchError(f"{url}: served bytes with sha256 {digest}, "
-                                            f"the manifest says {sha256}; nothing was kept")
-            failures.append("sha256 mismatch after resuming a partial file; starting over")
+        except DownloadError:
+            raise  # an HTTP error or the deadline: a partial file is kept for the next run to resume
+        except OSError:
+            _discard(part)  # the disk is full or will not take the file: a partial would only fill it more
+            raise
         if len(failures) > policy.retries:
             raise DownloadError(f"{url}: gave up after {len(failures)} attempts: " + "; ".join(failures))
         wait = min(policy.backoff * 2 ** (len(failures) - 1), MAX_BACKOFF_SECONDS)

@@ -7,14 +7,17 @@ of the right architecture. Otherwise the manifest entry is resolved (cache, then
 bytes are sha256-verified before they are deserialised.
 """
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+import timm
 import torch
+from timm.models import adapt_input_conv
 
 from .errors import StateDictMismatchError, WeightsNotFoundError
 from .manifest import read_manifests
+from .repos import find_folder_weights, find_hub_weights
 from .resolve import ResolveOptions, VerifiedWeights, resolve_entry
-from .verify import deserialize
+from .verify import deserialize, read_header_bytes, read_metadata
 
 MAX_KEYS_LISTED = 20
 
@@ -60,19 +63,47 @@ def load_state_dict_strict(model: torch.nn.Module, state_dict: Mapping[str, torc
     """
     expected = model.state_dict()
     state_dict = _fit_classifier(expected, state_dict, classifier)
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    shapes = sorted(f"{key} {tuple(state_dict[key].shape)} vs model {tuple(expected[key].shape)}"
-                    for key in set(expected) & set(state_dict) if state_dict[key].shape != expected[key].shape)
+    _check_keys_and_shapes(_shapes(expected), _shapes(state_dict), origin, type(model).__name__)
+    _check_values(expected, state_dict, origin)
+    model.load_state_dict(state_dict, strict=True)
+
+
+def _shapes(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, Tuple[int, ...]]:
+    return {key: tuple(value.shape) for key, value in state_dict.items()}
+
+
+def _check_keys_and_shapes(expected: Mapping[str, Tuple[int, ...]], given: Mapping[str, Tuple[int, ...]], origin: str,
+                           network: str) -> None:
+    """The one report of a state dict that does not fit a network: missing, unexpected and reshaped keys."""
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    shapes = sorted(f"{key} {given[key]} vs model {expected[key]}"
+                    for key in set(expected) & set(given) if given[key] != expected[key])
     if missing or unexpected or shapes:
-        lines = [f"{origin} does not match {type(model).__name__}:"]
+        lines = [f"{origin} does not match {network}:"]
         lines += [f"  missing from the file ({len(missing)}): {_listed(missing)}"] if missing else []
         lines += [f"  unexpected in the file ({len(unexpected)}): {_listed(unexpected)}"] if unexpected else []
         lines += [f"  different shapes ({len(shapes)}): {_listed(shapes)}"] if shapes else []
         lines.append("  (weights of another architecture or configuration, or a truncated export?)")
         raise StateDictMismatchError("\n".join(lines))
-    _check_values(expected, state_dict, origin)
-    model.load_state_dict(state_dict, strict=True)
+
+
+def check_fits_architecture(architecture: str, shapes: Mapping[str, Tuple[int, ...]], num_classes: int,
+                            origin: str) -> None:
+    """Check that tensors of these names and shapes are exactly the weights of ``architecture``.
+
+    Args:
+        architecture: The timm name, e.g. ``"vader_r18_fpn"``.
+        shapes: Tensor name -> shape, e.g. from a safetensors header.
+        num_classes: The network's head width (0: none), as its ``config.json`` records it.
+        origin: Where the tensors are, for the message.
+
+    Raises:
+        StateDictMismatchError: With the same missing/unexpected/reshaped report a load gives.
+    """
+    with torch.device("meta"):  # the network's names and shapes without allocating it
+        model = timm.create_model(architecture, num_classes=num_classes)
+    _check_keys_and_shapes(_shapes(model.state_dict()), shapes, origin, type(model).__name__)
 
 
 def _check_values(expected: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor], origin: str) -> None:
@@ -89,16 +120,39 @@ def _check_values(expected: Mapping[str, torch.Tensor], state_dict: Mapping[str,
                                          "(a diverged run?) and were not loaded")
 
 
+def _adapt_first_conv(model_state: Mapping[str, torch.Tensor], state_dict: Dict[str, torch.Tensor],
+                      first_conv: Optional[str]) -> Dict[str, torch.Tensor]:
+    """The file's tensors with the first convolution fitted to the model's input channels, as timm does.
+
+    A model built with ``in_chans`` other than the file's (greyscale, RGB-D) gets the pretrained
+    filters summed (1 channel) or repeated and rescaled (timm's ``adapt_input_conv``).
+    """
+    key = f"{first_conv}.weight" if first_conv else None
+    if key is None or key not in state_dict or key not in model_state:
+        return state_dict
+    in_chans, stored = model_state[key].shape[1], state_dict[key]
+    if stored.ndim != 4 or stored.shape[1] == in_chans:
+        return state_dict
+    adapted = adapt_input_conv(in_chans, stored.float()).to(stored.dtype)  # (O, in_chans, kh, kw)
+    return {**state_dict, key: adapted}
+
+
 def read_user_file(path: Path) -> VerifiedWeights:
     """The bytes of a user's explicit weights file (no manifest hash to check them against).
 
+    The file is read whole only once its first bytes (the 8-byte header length and the header it
+    announces) are a safetensors header, so a large file of anything else costs a few bytes.
+
     Raises:
         FileNotFoundError: if ``path`` is not a file.
+        NotAWeightsFileError: if it does not start with a safetensors header (a pickle, an image).
     """
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"pretrained weights file {path} does not exist (pretrained_cfg_overlay file=)")
-    return VerifiedWeights(path, path.read_bytes(), f"your file {path}", verified=False)
+    origin = f"your file {path}"
+    read_metadata(read_header_bytes(path), origin)
+    return VerifiedWeights(path, path.read_bytes(), origin, verified=False)
 
 
 def _cfg_dict(pretrained_cfg: Any) -> Dict[str, Any]:
@@ -124,28 +178,36 @@ def _no_weights_error(architecture: str, tag: str, options: ResolveOptions) -> W
 
 
 def find_weights(architecture: str, tag: Optional[str] = None, file: Optional[str] = None,
-                 options: Optional[ResolveOptions] = None) -> VerifiedWeights:
+                 options: Optional[ResolveOptions] = None, hf_hub_id: Optional[str] = None) -> VerifiedWeights:
     """The bytes to load for ``architecture.tag``, in the documented resolution order.
 
     Args:
         architecture: the timm name, e.g. ``"vader_r18_fpn"``.
         tag: the pretrained tag; None or empty for the default.
-        file: a user's explicit weights file; when given, it is used and nothing else is looked at.
+        file: a user's explicit weights file, or a folder holding ``model.safetensors`` (timm's
+            ``local-dir:``); when given, it is used and nothing else is looked at.
         options: where to look and how to download; default :meth:`ResolveOptions.from_env`.
+        hf_hub_id: a Hub repo ``org/name[@revision]`` (timm's ``hf-hub:``); when given (and no
+            ``file``), its ``model.safetensors`` is loaded, verified (:mod:`.repos`).
 
     Returns:
         The file's path, bytes and origin; ``verified`` is False for a user's own file (explicit or in
-        ``$VADER_HUB_WEIGHTS_DIR``), which has no manifest hash.
+        ``$VADER_HUB_WEIGHTS_DIR``) or a folder's or repo's file without a pinned record.
 
     Raises:
         FileNotFoundError: if an explicit ``file`` does not exist.
+        NotAWeightsFileError: if a user's own file does not start with a safetensors header.
         WeightsNotFoundError: if no weights exist for the name, or none could be fetched and
             verified (listing every place looked in).
+        ChecksumMismatchError: if a repo's or folder's file differs from its record.
     """
     options = options or ResolveOptions.from_env()
     tag = tag or ""
     if file:
-        return read_user_file(Path(file))
+        path = Path(file).expanduser()
+        return find_folder_weights(path, options) if path.is_dir() else read_user_file(path)
+    if hf_hub_id:
+        return find_hub_weights(hf_hub_id, options)
     name = f"{architecture}.{tag}" if tag else architecture
     if options.weights_dir is not None and (options.weights_dir / f"{name}.safetensors").is_file():
         return read_user_file(options.weights_dir / f"{name}.safetensors")
@@ -163,8 +225,9 @@ def load_pretrained(model: torch.nn.Module, pretrained_cfg: Any) -> Path:
     Args:
         model: the freshly built network.
         pretrained_cfg: timm's resolved cfg (dict or ``PretrainedCfg``): ``architecture``, ``tag``
-            (empty for the default), ``file`` (a user's explicit file, if any) and ``classifier``
-            (left as initialised when the file's ``num_classes`` differs, as timm does).
+            (empty for the default), ``file`` (a user's explicit file or ``local-dir:`` folder, if
+            any), ``hf_hub_id`` with ``source="hf-hub"`` (timm's ``hf-hub:`` names) and
+            ``classifier`` (left as initialised when the file's ``num_classes`` differs, as timm does).
 
     Returns:
         The path of the file that was loaded.
@@ -180,7 +243,9 @@ def load_pretrained(model: torch.nn.Module, pretrained_cfg: Any) -> Path:
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     cfg = _cfg_dict(pretrained_cfg)
-    weights = find_weights(cfg["architecture"], cfg.get("tag"), cfg.get("file"))
+    hub_repo = cfg.get("hf_hub_id") if cfg.get("source") == "hf-hub" else None
+    weights = find_weights(cfg["architecture"], cfg.get("tag"), cfg.get("file"), hf_hub_id=hub_repo)
     state_dict = deserialize(weights.data, cfg["architecture"], weights.origin)
+    state_dict = _adapt_first_conv(model.state_dict(), state_dict, cfg.get("first_conv"))
     load_state_dict_strict(model, state_dict, weights.origin, cfg.get("classifier"))
     return weights.path

@@ -147,7 +147,7 @@ def parse_source(data: Any, where: str, base_dir: Path) -> Source:
     kind = data.get("type")
     allowed = {"hf": {"type", "repo_id", "revision", "filename", "endpoint"}, "url": {"type", "url"},
                "file": {"type", "path"}}
-    if kind not in allowed:
+    if not isinstance(kind, str) or kind not in allowed:
         raise _fail(where, f"field 'type' must be one of 'hf', 'url', 'file', got {kind!r}")
     unknown = sorted(set(data) - allowed[kind])
     if unknown:
@@ -157,7 +157,11 @@ def parse_source(data: Any, where: str, base_dir: Path) -> Source:
         _check_http_url(url, where, "url")
         return UrlSource(url)
     if kind == "file":
-        path = Path(_string(data, "path", where)).expanduser()
+        written = _string(data, "path", where)
+        try:
+            path = Path(written).expanduser()
+        except RuntimeError:  # '~user/...' of a user this machine does not have
+            raise _fail(where, f"field 'path' is {written!r}, whose '~' names no home folder here") from None
         return FileSource(path if path.is_absolute() else (base_dir / path).resolve())
     repo_id = _string(data, "repo_id", where, REPO_ID_PATTERN, "use 'namespace/name'")
     revision = _string(data, "revision", where, COMMIT_PATTERN,
