@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional
 import torch
 
 from ..convert.files import read_checkpoint
-from ..train.checkpoint import is_trainer_checkpoint, read_trained_weights
+from ..train.checkpoint import is_trainer_checkpoint, trained_weights_of
 from ..weights.errors import NotAWeightsFileError
 
 
@@ -40,7 +40,7 @@ def read_weights_input(path: Path) -> WeightsInput:
     """
     checkpoint = read_checkpoint(path)
     if is_trainer_checkpoint(checkpoint.content):
-        trained = read_trained_weights(path)
+        trained = trained_weights_of(checkpoint.content, path)
         return WeightsInput(trained.state_dict, trained.architecture, trained.provenance)
     content = checkpoint.content
     state_dict = content["state_dict"] if _is_state_dict(content.get("state_dict")) else content

@@ -164,15 +164,31 @@ def read_trained_weights(path: str | os.PathLike) -> TrainedWeights:
         checkpoint = read_torch_file(path)
     except ValueError as error:
         raise NotAWeightsFileError(str(error)) from error
+    return trained_weights_of(checkpoint, path)
+
+
+def trained_weights_of(checkpoint: object, origin: str | os.PathLike) -> TrainedWeights:
+    """The trained network of a trainer checkpoint already read (see :func:`read_trained_weights`).
+
+    Args:
+        checkpoint: the file's content.
+        origin: where it was read from, for messages.
+
+    Returns:
+        The `encoder` state dict, the architecture and the provenance.
+
+    Raises:
+        NotAWeightsFileError: as :func:`read_trained_weights`, for content that is not a trainer checkpoint.
+    """
     missing = _missing_keys(checkpoint, TRAINER_KEYS)
     if missing:
-        raise NotAWeightsFileError(f"{path} is not a vader-hub trainer checkpoint: missing {missing}")
+        raise NotAWeightsFileError(f"{origin} is not a vader-hub trainer checkpoint: missing {missing}")
     config = checkpoint["config"]
     if not isinstance(config, dict) or not isinstance(config.get("model"), str):
-        raise NotAWeightsFileError(f"{path}: a trainer checkpoint's 'config' must be a dict with a 'model' name")
+        raise NotAWeightsFileError(f"{origin}: a trainer checkpoint's 'config' must be a dict with a 'model' name")
     encoder = checkpoint["encoder"]
     if not (isinstance(encoder, dict) and encoder and all(torch.is_tensor(v) for v in encoder.values())):
-        raise NotAWeightsFileError(f"{path}: a trainer checkpoint's 'encoder' must be a state dict of tensors")
+        raise NotAWeightsFileError(f"{origin}: a trainer checkpoint's 'encoder' must be a state dict of tensors")
     provenance = {"config": config, "data": config.get("data"), "steps": int(checkpoint["step"]),
                   "code_version": checkpoint.get("code_version", config.get("code_version"))}
     return TrainedWeights(state_dict=dict(encoder), architecture=config["model"], provenance=provenance)

@@ -161,10 +161,17 @@ def read_manifests(paths: Optional[Sequence[Path]] = None) -> Manifest:
         paths = ([bundled] if bundled.is_file() else []) + user_manifest_paths()
     merged: Dict[Tuple[str, str], WeightsEntry] = {}
     for path in paths:
-        for entry in read_manifest_file(Path(path)):
-            key = (entry.architecture, entry.tag)
-            merged[key] = _merge(merged[key], entry) if key in merged else entry
+        _add_file(merged, read_manifest_file(Path(path)))
     return Manifest(entries=list(merged.values()), paths=[Path(p) for p in paths])
+
+
+def _add_file(merged: Dict[Tuple[str, str], WeightsEntry], entries: List[WeightsEntry]) -> None:
+    """Merge one file's entries into ``merged``, all or none: a conflict leaves ``merged`` as it was."""
+    added = dict(merged)
+    for entry in entries:
+        key = (entry.architecture, entry.tag)
+        added[key] = _merge(added[key], entry) if key in added else entry
+    merged.update(added)
 
 
 def read_readable_manifests() -> Manifest:
@@ -178,13 +185,16 @@ def read_readable_manifests() -> Manifest:
         The :class:`Manifest` of the readable files, with ``problems``.
     """
     bundled = bundled_manifest_path()
-    manifest, problems = Manifest(), []
+    merged: Dict[Tuple[str, str], WeightsEntry] = {}
+    read, problems = [], []
     for path in ([bundled] if bundled.is_file() else []) + _named_paths():
         try:
-            manifest = read_manifests(manifest.paths + [path])
+            _add_file(merged, read_manifest_file(path))
         except (OSError, ManifestError) as error:
             problems.append(str(error))
-    return replace(manifest, problems=problems)
+        else:
+            read.append(path)
+    return Manifest(entries=list(merged.values()), paths=read, problems=problems)
 
 
 def manifests_signature() -> Tuple:
